@@ -1,0 +1,13 @@
+"""Blocks: filters, dedup, judges, postprocessors. Built-ins register lazily here, through
+the same registry plugins use."""
+
+from fms_dgt.blocks.base import Block, FilterBlock, FilterPostprocessor, Postprocessor
+from fms_dgt.registry import blocks
+
+# name -> "module:Class"; kept in one table so `--list` can show them without importing
+BUILTIN_BLOCKS: dict[str, str] = {}
+
+for _name, _path in BUILTIN_BLOCKS.items():
+    blocks.add(_name, _path)
+
+__all__ = ["Block", "FilterBlock", "FilterPostprocessor", "Postprocessor"]

@@ -1,0 +1,84 @@
+"""Records. A ``DataPoint`` is the dataclass every task's input and output types extend; it
+carries the task name, whether it is a seed, a stable id and the lineage of how it was made."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+D = TypeVar("D", bound="DataPoint")
+
+_BASE_FIELDS = ("task_name", "is_seed", "id", "lineage")
+
+
+@dataclass(kw_only=True)
+class DataPoint:
+    """Base record. Subclasses add the user's fields as ordinary dataclass fields.
+
+    ``id`` defaults to a hash of the task name and user fields, so the same content gets the
+    same id in every run (resume and dedup rely on that). ``lineage`` says where a generated
+    record came from: builder, model, prompt template hash, in-context example ids, tokens.
+    """
+
+    task_name: str = ""
+    is_seed: bool = False
+    id: str = ""
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = content_id(self.task_name, self.user_fields())
+
+    def user_fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _BASE_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def required_fields(cls) -> list[str]:
+        return [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.init
+        ]
+
+    @classmethod
+    def from_dict(cls: type[D], data: dict[str, Any]) -> D:
+        """Build from a dict, ignoring keys the class does not declare."""
+        names = set(cls.field_names())
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def content_id(task_name: str, fields: dict[str, Any]) -> str:
+    blob = json.dumps([task_name, fields], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def get_field(record: Any, name: str) -> Any:
+    """Read ``name`` (dotted for nesting) from a dataclass record or a dict; None if absent."""
+    value = record
+    for part in name.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        else:
+            value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
+
+
+def as_dict(record: Any) -> dict[str, Any]:
+    """A plain dict view of a DataPoint or dict record."""
+    if isinstance(record, dict):
+        return record
+    if dataclasses.is_dataclass(record):
+        return dataclasses.asdict(record)  # type: ignore[arg-type]
+    raise TypeError(f"cannot turn {type(record).__name__} into a record dict")

@@ -1,0 +1,119 @@
+"""The exception tree of fms_dgt.
+
+Everything the framework raises on purpose derives from ``DGTError``::
+
+    DGTError
+     ├── ConfigError              bad user input (YAML, CLI flag, seed file): exit status 2
+     │    ├── RegistryError       unknown or duplicate registered name
+     │    └── MissingDependencyError   an optional package is not installed
+     ├── EngineError              one LLM request attempt failed
+     │    ├── RetryableEngineError     worth another attempt (timeouts, 429, 5xx, bad body)
+     │    └── FatalEngineError         cannot succeed by retrying (400, 401, 404)
+     ├── DatastoreError           reading or writing records failed
+     ├── TaskLockedError          another process is running the same task
+     └── StalledError             a task stopped making progress
+
+``ConfigError`` carries the file, line and field so the CLI can print one precise line and
+exit with status 2 instead of a traceback; that is the contract users rely on when a
+task.yaml is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DGTError(Exception):
+    """Base of every error fms_dgt raises deliberately."""
+
+
+class ConfigError(DGTError):
+    """A user-supplied configuration is wrong.
+
+    Args:
+        message: what is wrong and, where possible, how to fix it.
+        file: the YAML/seed file the problem is in.
+        line: 1-based line number in ``file``.
+        field: dotted path of the offending key (``runner_config.seed_batch_size``).
+        hint: a suggestion such as ``did you mean 'seed_examples'?``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.field = field
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """One line a user can act on: ``file:line: field: message (hint)``."""
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "")
+        parts = [p for p in (where, f"field '{self.field}'" if self.field else "") if p]
+        head = ": ".join(parts)
+        text = f"{head}: {self.message}" if head else self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def located(
+        self, *, file: str | Path | None = None, line: int | None = None, field: str | None = None
+    ) -> ConfigError:
+        """Return a copy with missing location parts filled in (keeps what is already known)."""
+        err = type(self).__new__(type(self))
+        ConfigError.__init__(
+            err,
+            self.message,
+            file=self.file or file,
+            line=self.line or line,
+            field=self.field or field,
+            hint=self.hint,
+        )
+        return err
+
+
+class RegistryError(ConfigError):
+    """A name is not registered, or registered twice."""
+
+
+class MissingDependencyError(ConfigError):
+    """A component needs an optional package; the message carries the pip command."""
+
+
+class EngineError(DGTError):
+    """One attempt at an LLM request failed."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class RetryableEngineError(EngineError):
+    """A failure that may succeed on a later attempt (timeout, 429, 5xx, malformed body)."""
+
+
+class FatalEngineError(EngineError):
+    """A failure that retrying cannot fix (bad request, auth, unknown model)."""
+
+
+class DatastoreError(DGTError):
+    """Records could not be read or written."""
+
+
+class TaskLockedError(DGTError):
+    """Another live process holds the lock of this task's output directory."""
+
+
+class StalledError(DGTError):
+    """A generation task made no progress for ``max_stalled_attempts`` attempts."""

@@ -71,7 +71,12 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T | str, *aliases: str) -> None:
         """Register ``obj`` (a class or a lazy ``"module:Class"`` string) under ``name``."""
         for key in (name, *aliases):
-            existing = self._entries.get(key, self._aliases.get(key))
+            if key in self._aliases:
+                if self._aliases[key] == name:
+                    continue
+                existing: Any = self._aliases[key]
+            else:
+                existing = self._entries.get(key)
             if existing is not None and not self._same(existing, obj):
                 raise RegistryError(
                     f"{self.kind} '{key}' is registered twice ({_describe(existing)} and {_describe(obj)})",
@@ -90,10 +95,9 @@ class Registry(Generic[T]):
         if isinstance(existing, str) and isinstance(new, str):
             return False
         # the same class re-defined by a module reload
-        return (
-            getattr(existing, "__qualname__", None) == getattr(new, "__qualname__", 1)
-            and getattr(existing, "__module__", None) == getattr(new, "__module__", 1)
-        )
+        return getattr(existing, "__qualname__", None) == getattr(new, "__qualname__", 1) and getattr(
+            existing, "__module__", None
+        ) == getattr(new, "__module__", 1)
 
     def get(self, name: str) -> T:
         """The component registered as ``name``, importing it if it was registered lazily."""

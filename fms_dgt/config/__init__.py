@@ -1,0 +1,6 @@
+"""Configuration: YAML loading with source locations, schemas for reserved sections,
+component construction from ``type`` / ``class_path``."""
+
+from fms_dgt.config.yaml_loader import YamlDoc, expand_env, load_yaml
+
+__all__ = ["YamlDoc", "expand_env", "load_yaml"]

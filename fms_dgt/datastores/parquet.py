@@ -1,0 +1,149 @@
+"""Parquet storage for the file datastore: durable appends through a jsonl write-ahead log,
+compacted into immutable part files.
+
+Nested values (dicts, lists) are stored as JSON strings and listed in the part's schema
+metadata, so records with different nested shapes never clash on schema and read back as
+the same Python values."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from fms_dgt.datastores.files import JsonlFile, iter_jsonl
+
+_META_KEY = b"fms_dgt.json_columns"
+
+
+class ParquetStore:
+    """``<name>.parquet/part-NNNNN.parquet`` + ``<name>.parquet/wal.jsonl``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.wal_path = path / "wal.jsonl"
+        self._wal = JsonlFile(self.wal_path)
+        self._pending = 0
+
+    # ---- parts -------------------------------------------------------------------
+    def _parts(self) -> list[Path]:
+        return sorted(self.path.glob("part-*.parquet")) if self.path.exists() else []
+
+    def _next_part(self) -> int:
+        parts = self._parts()
+        return int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
+
+    def _wal_generation(self) -> tuple[int | None, list[dict[str, Any]]]:
+        records = list(iter_jsonl(self.wal_path))
+        if records and "__wal_part__" in records[0]:
+            return int(records[0]["__wal_part__"]), records[1:]
+        return None, records
+
+    # ---- writes ------------------------------------------------------------------
+    def append(self, records: Sequence[dict[str, Any]]) -> None:
+        if not records:
+            return
+        if not self.wal_path.exists() or self.wal_path.stat().st_size == 0:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._wal.append([{"__wal_part__": self._next_part()}])
+        self._wal.append(records)
+        self._pending += len(records)
+
+    def compact(self) -> None:
+        """Turn the write-ahead log into a part file (idempotent after a crash)."""
+        self._wal.close()
+        if not self.wal_path.exists():
+            return
+        generation, records = self._wal_generation()
+        if records and generation is not None and not (self.path / f"part-{generation:05d}.parquet").exists():
+            _write_part(self.path / f"part-{generation:05d}.parquet", records)
+        self.wal_path.unlink(missing_ok=True)
+        self._pending = 0
+
+    def replace(self, records: Iterable[dict[str, Any]]) -> int:
+        self._wal.close()
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        n = 0
+        part = 0
+        batch: list[dict[str, Any]] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= 50_000:
+                _write_part(tmp / f"part-{part:05d}.parquet", batch)
+                n, part, batch = n + len(batch), part + 1, []
+        if batch or part == 0:
+            _write_part(tmp / f"part-{part:05d}.parquet", batch)
+            n += len(batch)
+        old = self.path.with_name(f".{self.path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.path.exists():
+            os.replace(self.path, old)
+        os.replace(tmp, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        return n
+
+    def clear(self) -> None:
+        self._wal.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    # ---- reads -------------------------------------------------------------------
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        if not self.path.exists():
+            # an interrupted replace() may have left only the old copy
+            old = self.path.with_name(f".{self.path.name}.old")
+            if old.exists():
+                os.replace(old, self.path)
+            else:
+                return
+        generation, wal_records = self._wal_generation()
+        for part in self._parts():
+            pf = pq.ParquetFile(part)
+            meta = pf.schema_arrow.metadata or {}
+            json_cols = set(json.loads(meta.get(_META_KEY, b"[]")))
+            for batch in pf.iter_batches(batch_size=4096):
+                for row in batch.to_pylist():
+                    for col in json_cols:
+                        if row.get(col) is not None:
+                            row[col] = json.loads(row[col])
+                    yield row
+        if generation is not None and (self.path / f"part-{generation:05d}.parquet").exists():
+            return  # the log was already compacted; a crash kept it around
+        yield from wal_records
+
+
+def _write_part(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, list[Any]] = {}
+    for i, record in enumerate(records):
+        for key in record:
+            if key not in columns:
+                columns[key] = [None] * i
+        for key, values in columns.items():
+            values.append(record.get(key))
+    json_cols = []
+    arrays = {}
+    for key, values in columns.items():
+        if any(isinstance(v, (dict, list)) for v in values):
+            json_cols.append(key)
+            values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values]
+        try:
+            arrays[key] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            json_cols.append(key)
+            arrays[key] = pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+    table = pa.table(arrays) if arrays else pa.table({})
+    table = table.replace_schema_metadata({_META_KEY: json.dumps(json_cols).encode()})
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,120 @@
+"""Reading seed and input records from files: jsonl, json, yaml, csv, parquet, or globs of
+them. Every problem is a ConfigError naming the file (and line where there is one)."""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fms_dgt.errors import ConfigError
+
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".json": "json",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".csv": "csv",
+    ".parquet": "parquet",
+}
+
+
+def expand_paths(patterns: str | list[str], base_dir: Path) -> list[Path]:
+    """Resolve paths/globs relative to ``base_dir``; a pattern matching nothing is an error."""
+    out: list[Path] = []
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        full = pattern if Path(pattern).is_absolute() else str(base_dir / pattern)
+        matches = sorted(glob.glob(full, recursive=True)) if glob.has_magic(full) else [full]
+        matches = [m for m in matches if Path(m).exists()]
+        if not matches:
+            raise ConfigError(
+                f"no file matches '{pattern}' (looked in {base_dir})",
+                hint="check the path; relative paths are relative to the task.yaml",
+            )
+        out.extend(Path(m) for m in matches)
+    return out
+
+
+def read_records(path: Path, data_format: str | None = None) -> Iterator[dict[str, Any]]:
+    """Stream the records of one file."""
+    fmt = data_format or FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"cannot tell the format of '{path.name}'",
+            file=path,
+            hint=f"use one of {', '.join(sorted(FORMATS))} or set data_format",
+        )
+    if fmt == "jsonl":
+        yield from _jsonl(path)
+    elif fmt == "json":
+        yield from _records_of(_load_json(path), path)
+    elif fmt == "yaml":
+        from fms_dgt.config.yaml_loader import load_yaml
+
+        yield from _records_of(load_yaml(path).data, path)
+    elif fmt == "csv":
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(path, keep_default_na=False)
+        except Exception as exc:
+            raise ConfigError(f"cannot read CSV: {exc}", file=path) from None
+        yield from frame.to_dict(orient="records")
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception as exc:
+            raise ConfigError(f"cannot read parquet: {exc}", file=path) from None
+        for batch in pf.iter_batches():
+            yield from batch.to_pylist()
+    else:
+        raise ConfigError(f"unknown data_format '{fmt}'", file=path)
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError("not valid UTF-8", file=path, line=lineno) from None
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"invalid JSON: {exc.msg}", file=path, line=lineno) from None
+            if not isinstance(record, dict):
+                raise ConfigError(
+                    f"each line must be a JSON object, got {type(record).__name__}", file=path, line=lineno
+                )
+            yield record
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("not valid UTF-8", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+
+
+def _records_of(data: Any, path: Path) -> Iterator[dict[str, Any]]:
+    if isinstance(data, dict):
+        for key in ("seed_examples", "data", "records", "examples"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+        else:
+            data = [data]
+    if not isinstance(data, list):
+        raise ConfigError(f"expected a list of records, got {type(data).__name__}", file=path)
+    for i, record in enumerate(data):
+        if not isinstance(record, dict):
+            raise ConfigError(f"record {i} is a {type(record).__name__}, expected a mapping", file=path)
+        yield record

@@ -1,0 +1,9 @@
+"""Formatters: final records → training formats."""
+
+from fms_dgt.formatters.base import Formatter
+from fms_dgt.registry import formatters
+
+formatters.add("jinja", "fms_dgt.formatters.templates:JinjaFormatter", "template")
+formatters.add("chat", "fms_dgt.formatters.templates:ChatMessagesFormatter", "openai_chat", "messages")
+
+__all__ = ["Formatter"]

@@ -1,0 +1,74 @@
+"""Built-in formatters: a Jinja template formatter and an OpenAI chat-messages formatter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+from fms_dgt.formatters.base import Formatter
+from fms_dgt.registry import register_formatter
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+def _compile(source: str, what: str) -> jinja2.Template:
+    try:
+        return _ENV.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(f"{what} is not a valid Jinja template (line {exc.lineno}: {exc.message})") from None
+
+
+def _render(template: jinja2.Template, record: dict[str, Any], what: str) -> str:
+    try:
+        return template.render(**record)
+    except jinja2.UndefinedError as exc:
+        raise ValueError(f"{what}: {exc.message}; record fields: {', '.join(sorted(record))}") from None
+
+
+@register_formatter("jinja", "template")
+class JinjaFormatter(Formatter):
+    """Render each record into named output fields with Jinja templates.
+
+    ``fields: {input: "Q: {{question}}", output: "{{answer}}"}`` yields
+    ``{"input": ..., "output": ...}`` per record; the text-generation / summarization /
+    extractive-QA layouts are just different templates.
+    """
+
+    def __init__(self, fields: dict[str, str], name: str | None = None) -> None:
+        super().__init__(name)
+        if not fields:
+            raise ValueError("the jinja formatter needs at least one entry in 'fields'")
+        self.templates = {k: _compile(v, f"fields.{k}") for k, v in fields.items()}
+
+    def format(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {k: _render(t, record, f"fields.{k}") for k, t in self.templates.items()}
+
+
+@register_formatter("chat", "openai_chat", "messages")
+class ChatMessagesFormatter(Formatter):
+    """OpenAI chat fine-tuning format: ``{"messages": [{"role": ..., "content": ...}]}``.
+
+    ``user`` and ``assistant`` are Jinja templates over record fields (defaults suit the
+    simple builder's question/answer records); ``system`` is optional.
+    """
+
+    def __init__(
+        self,
+        user: str = "{{ question }}",
+        assistant: str = "{{ answer }}",
+        system: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.system = _compile(system, "system") if system else None
+        self.user = _compile(user, "user")
+        self.assistant = _compile(assistant, "assistant")
+
+    def format(self, record: dict[str, Any]) -> dict[str, Any]:
+        messages = []
+        if self.system is not None:
+            messages.append({"role": "system", "content": _render(self.system, record, "system")})
+        messages.append({"role": "user", "content": _render(self.user, record, "user")})
+        messages.append({"role": "assistant", "content": _render(self.assistant, record, "assistant")})
+        return {"messages": messages}

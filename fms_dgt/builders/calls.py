@@ -1,0 +1,86 @@
+"""Running builder calls without a batch barrier.
+
+``CallPool`` keeps up to ``max_concurrent_calls`` builder calls in flight: async builders as
+tasks on the running loop, plain ones in worker threads (with the caller's context, so the
+engines report to the right task). Results are handed back one by one as they finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fms_dgt.builders.base import DataBuilder
+from fms_dgt.engines.base import use_sink
+from fms_dgt.ledger import TaskLedger
+
+log = logging.getLogger("fms_dgt.run")
+
+
+async def call_builder(
+    builder: DataBuilder,
+    ledger: TaskLedger,
+    executor: ThreadPoolExecutor,
+    request_idx: int,
+    inputs: list[Any],
+) -> list[Any] | None:
+    """One builder call; returns its records, or None if it raised (recorded as a failure)."""
+    try:
+        with use_sink(ledger):
+            if builder.is_async:
+                outputs = await builder(request_idx, inputs)
+            else:
+                ctx = contextvars.copy_context()
+                loop = asyncio.get_running_loop()
+                outputs = await loop.run_in_executor(executor, ctx.run, builder, request_idx, inputs)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a bug or an unexpected failure in user code: record, keep going
+        if ledger.failed_count == 0 or not getattr(ledger, "_builder_error_logged", False):
+            log.error(
+                "%s: builder call %d raised %s: %s",
+                ledger.task.task_name,
+                request_idx,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            ledger._builder_error_logged = True  # type: ignore[attr-defined]
+        ledger.builder_failed(request_idx, exc)
+        return None
+    ledger.calls += 1
+    return list(outputs or [])
+
+
+class CallPool:
+    """A bounded set of in-flight coroutines, drained as they complete."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inflight: set[asyncio.Task[Any]] = set()
+
+    @property
+    def has_room(self) -> bool:
+        return len(self.inflight) < self.limit
+
+    def submit(self, coro: Awaitable[Any]) -> None:
+        self.inflight.add(asyncio.ensure_future(coro))
+
+    async def next_done(self, on_done: Callable[[Any], None]) -> None:
+        """Wait for at least one call to finish; ``on_done(result)`` for each finished one."""
+        if not self.inflight:
+            return
+        done, self.inflight = await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            on_done(task.result())
+
+    async def cancel_all(self) -> None:
+        for task in self.inflight:
+            task.cancel()
+        if self.inflight:
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+        self.inflight.clear()

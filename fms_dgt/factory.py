@@ -1,0 +1,240 @@
+"""From index entries to live objects: a typed Task and its builder with blocks, filters,
+postprocessors and formatter. Everything here runs before any model is called, so every
+config error surfaces at load time (``--validate`` stops after this)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fms_dgt.blocks.base import FilterBlock, FilterPostprocessor, Postprocessor
+from fms_dgt.builders.base import DataBuilder
+from fms_dgt.config.components import build_component, check_kwargs, resolve_class
+from fms_dgt.config.schema import (
+    RESERVED_TASK_FIELDS,
+    DatastoreConfig,
+    RunnerConfig,
+    SeedDatastoreConfig,
+    validate_section,
+)
+from fms_dgt.config.yaml_loader import YamlDoc, expand_env
+from fms_dgt.engines.base import Engine
+from fms_dgt.errors import ConfigError
+from fms_dgt.formatters.base import Formatter
+from fms_dgt.index import BuilderEntry, TaskEntry, merge
+from fms_dgt.registry import blocks as block_registry
+from fms_dgt.registry import datastores, did_you_mean, engines, formatters
+from fms_dgt.task import GenerationTask, Task, TransformationTask
+
+BUILDER_KEYS = ("name", "description", "blocks", "postprocessors", "metadata")
+RUNTIME_TASK_KWARGS = {"output_dir", "yaml_doc"}
+
+
+@dataclass
+class Overrides:
+    """What the CLI and ``--config-path`` change on top of the YAML files."""
+
+    runner: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] | None = None
+    builders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class EnginePool:
+    """One engine instance per distinct configuration, shared by every task that uses it (so
+    an in-process model is loaded once and all tasks share its concurrency limit)."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, Engine] = {}
+
+    def get(self, spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...]) -> Engine:
+        cls, kwargs = resolve_class(engines, spec, doc=doc, key=key)
+        ident = json.dumps(
+            [f"{cls.__module__}:{cls.__qualname__}", {k: v for k, v in kwargs.items() if k != "name"}],
+            sort_keys=True,
+            default=str,
+        )
+        if ident not in self._engines:
+            self._engines[ident] = build_component(engines, spec, doc=doc, key=key)
+        return self._engines[ident]
+
+    def all(self) -> list[Engine]:
+        return list(self._engines.values())
+
+
+@dataclass
+class PreparedTask:
+    task: Task
+    builder: DataBuilder
+    filters: list[FilterBlock]
+    postprocessors: list[Postprocessor]
+    formatter: Formatter | None
+    raw_config: dict[str, Any]
+    builder_config: dict[str, Any]
+
+
+def _is_engine_spec(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...]) -> bool:
+    if "type" in spec and "class_path" not in spec:
+        return str(spec["type"]) in engines
+    if "class_path" in spec:
+        cls, _ = resolve_class(block_registry, spec, doc=doc, key=key)
+        return isinstance(cls, type) and issubclass(cls, Engine)
+    return False
+
+
+def build_task(
+    entry: TaskEntry, builder_cls: type[DataBuilder], overrides: Overrides, output_dir: str
+) -> Task:
+    doc = entry.doc
+    data = merge(doc.data, overrides.tasks.get("*", {}))
+    data = merge(data, overrides.tasks.get(entry.name, {}))
+    task_cls = builder_cls.TASK_TYPE
+    kwargs: dict[str, Any] = {}
+    runner = validate_section(RunnerConfig, data.get("runner_config"), doc, "runner_config")
+    kwargs["runner_config"] = runner.model_copy(
+        update={k: v for k, v in overrides.runner.items() if v is not None}
+    )
+    datastore = validate_section(DatastoreConfig, data.get("datastore"), doc, "datastore")
+    if datastore.type not in datastores:
+        raise doc.error(
+            f"unknown datastore type '{datastore.type}'",
+            "datastore",
+            "type",
+            hint=did_you_mean(datastore.type, datastores.names()) or f"known: {', '.join(datastores)}",
+        )
+    kwargs["datastore"] = datastore
+    for key, value in data.items():
+        if key in ("runner_config", "datastore"):
+            continue
+        if key == "seed_datastore" or key == "data" and isinstance(value, dict):
+            value = validate_section(SeedDatastoreConfig, value, doc, key)
+        elif key == "data" and not isinstance(value, list):
+            raise doc.error("'data' must be a list of records or a datastore mapping", key)
+        elif key == "formatter" and value is not None and not isinstance(value, dict):
+            raise doc.error("'formatter' must be a mapping with 'type' or 'class_path'", key)
+        elif key == "filters" and not isinstance(value, list):
+            raise doc.error("'filters' must be a list of block mappings", key)
+        elif key not in RESERVED_TASK_FIELDS:
+            value = expand_env(value, doc=doc, key=(key,))
+        kwargs[key] = value
+    _check_task_keys(task_cls, kwargs, doc)
+    try:
+        task = task_cls(**kwargs, output_dir=output_dir, yaml_doc=doc)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise doc.error(f"cannot build {task_cls.__name__}: {exc}") from None
+    if isinstance(task, GenerationTask):
+        task.load_seed_examples()
+    elif isinstance(task, TransformationTask):
+        for _ in task.iter_input():  # validate every input row before any model call
+            pass
+    return task
+
+
+def _check_task_keys(task_cls: type[Task], kwargs: dict[str, Any], doc: YamlDoc) -> None:
+    try:
+        check_kwargs(task_cls, kwargs, doc=doc, key=(), what="task", reserved=RUNTIME_TASK_KWARGS)
+    except ConfigError as err:
+        if err.field == "data" and issubclass(task_cls, GenerationTask):
+            err = err.located()
+            err.hint = "a generation task takes seed_examples / seed_datastore, not data"
+        raise ConfigError(
+            err.message.replace("task ", "this task's class ", 1),
+            file=err.file,
+            line=err.line,
+            field=err.field,
+            hint=err.hint,
+        ) from None
+
+
+def build_builder(
+    task: Task, entry: BuilderEntry, builder_cls: type[DataBuilder], overrides: Overrides, pool: EnginePool
+) -> PreparedTask:
+    doc = entry.doc
+    config = merge(doc.data, overrides.builders.get(entry.name, {}))
+    for key in config:
+        if key not in BUILDER_KEYS:
+            raise doc.error(
+                f"unknown builder key '{key}'",
+                key,
+                hint=did_you_mean(str(key), BUILDER_KEYS) or f"accepted: {', '.join(BUILDER_KEYS)}",
+            )
+    blocks: dict[str, Any] = {}
+    filters: list[FilterBlock] = []
+    for i, spec in enumerate(_spec_list(config.get("blocks"), doc, "blocks")):
+        key = ("blocks", i)
+        name = _block_name(spec, doc, key, blocks)
+        if _is_engine_spec(spec, doc, key):
+            if overrides.engine:
+                spec = {"name": name, **overrides.engine}
+            blocks[name] = pool.get(spec, doc, key)
+        else:
+            blocks[name] = _build_block(spec, doc, key, pool)
+            if isinstance(blocks[name], FilterBlock):
+                filters.append(blocks[name])
+    task_doc = task.yaml_doc or doc
+    for i, spec in enumerate(_spec_list(task.filter_configs, task_doc, "filters")):
+        block = _build_block(spec, task_doc, ("filters", i), pool)
+        if not isinstance(block, FilterBlock):
+            raise task_doc.error(f"'{block.name}' is not a filter block", "filters", i)
+        filters.append(block)
+    postprocessors: list[Postprocessor] = []
+    for i, spec in enumerate(_spec_list(config.get("postprocessors"), doc, "postprocessors")):
+        block = _build_block(spec, doc, ("postprocessors", i), pool)
+        if isinstance(block, FilterBlock):
+            block = FilterPostprocessor(block)
+        elif not isinstance(block, Postprocessor):
+            raise doc.error(
+                f"'{spec.get('type', spec.get('class_path'))}' cannot be a postprocessor",
+                "postprocessors",
+                i,
+                hint="use a filter or Postprocessor block",
+            )
+        postprocessors.append(block)
+    formatter = None
+    if task.formatter_config:
+        formatter = build_component(formatters, task.formatter_config, doc=task_doc, key=("formatter",))
+    elif task.runner_config.save_formatted_output:
+        raise task_doc.error(
+            "save_formatted_output is set but the task has no formatter",
+            "runner_config",
+            "save_formatted_output",
+            hint="add formatter: {type: chat} or {type: jinja, fields: ...}",
+        )
+    metadata = config.get("metadata") or {}
+    builder = builder_cls(task, blocks, metadata)
+    return PreparedTask(task, builder, filters, postprocessors, formatter, doc.data, config)
+
+
+def _spec_list(value: Any, doc: YamlDoc, key: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise doc.error(f"'{key}' must be a list of mappings", key)
+    return value
+
+
+def _block_name(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...], seen: dict[str, Any]) -> str:
+    name = spec.get("name")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise doc.error(
+            "every block needs a 'name' that is a Python identifier",
+            *key,
+            "name",
+            hint="the builder reaches it as self.<name>",
+        )
+    if name in seen:
+        raise doc.error(f"duplicate block name '{name}'", *key, "name")
+    return name
+
+
+def _build_block(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...], pool: EnginePool) -> Any:
+    spec = dict(spec)
+    runtime: dict[str, Any] = {}
+    engine_spec = spec.get("engine")
+    if isinstance(engine_spec, dict):  # e.g. an LLM judge names the engine it uses
+        runtime["engine"] = pool.get(engine_spec, doc, (*key, "engine"))
+        spec.pop("engine")
+    return build_component(block_registry, spec, doc=doc, key=key, runtime_kwargs=runtime)

@@ -1,0 +1,5 @@
+import sys
+
+from fms_dgt.run import main
+
+sys.exit(main())

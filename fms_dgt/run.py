@@ -1,0 +1,224 @@
+"""Command line: ``python -m fms_dgt.run --task-paths tasks/...`` (also ``dgt``).
+
+Exit status: 0 every task complete, 1 a task stalled or failed, 2 bad input (one message
+naming file, line and field; no traceback), 130 interrupted (state kept for resuming).
+Heavy modules are imported only after the arguments are parsed, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+ENGINE_FLAGS = {
+    "engine": "type",
+    "model": "model",
+    "base_url": "base_url",
+    "max_concurrency": "max_concurrency",
+    "api_key_env": "api_key_env",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fms_dgt.run",
+        description="Generate synthetic data from task.yaml files.",
+        epilog="Docs: docs/cli.md. Same command again continues an interrupted run; --restart starts over.",
+    )
+    p.add_argument(
+        "--task-paths",
+        nargs="+",
+        metavar="PATH",
+        help="task.yaml files, or folders searched recursively (default: ./tasks)",
+    )
+    p.add_argument(
+        "--builder-paths",
+        nargs="+",
+        metavar="DIR",
+        default=[],
+        help="extra folders holding data builders (built-ins and ./data_builders are always searched)",
+    )
+    p.add_argument(
+        "--config-path",
+        metavar="FILE",
+        help="override file with 'engines', 'builders', 'tasks' and 'runner_config' sections",
+    )
+    p.add_argument(
+        "--output-dir", metavar="DIR", help="where results go (default: $DGT_OUTPUT_DIR or ./output)"
+    )
+    p.add_argument("--num-outputs-to-generate", type=int, metavar="N", help="records to generate per task")
+    p.add_argument("--seed-batch-size", type=int, metavar="N", help="seed examples per builder call")
+    p.add_argument(
+        "--machine-batch-size", type=int, metavar="N", help="synthetic examples mixed into each call"
+    )
+    p.add_argument("--max-concurrent-calls", type=int, metavar="N", help="builder calls in flight per task")
+    p.add_argument("--seed", type=int, help="random seed for in-context example sampling")
+    p.add_argument("--restart", action="store_true", help="discard previous outputs of the selected tasks")
+    p.add_argument(
+        "--validate", action="store_true", help="load and check everything, call no model, then exit"
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list tasks, builders, engines, blocks and formatters found"
+    )
+    g = p.add_argument_group("engine override (applies to every engine of every task)")
+    g.add_argument("--engine", metavar="TYPE", help="engine type: vllm, vllm-server, openai, ...")
+    g.add_argument("--model", metavar="NAME", help="model name or path")
+    g.add_argument("--base-url", metavar="URL", help="endpoint of an OpenAI-compatible server")
+    g.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
+    g.add_argument("--max-concurrency", type=int, metavar="N", help="requests in flight per engine")
+    p.add_argument("--no-progress", action="store_true", help="plain log lines instead of progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    from fms_dgt.errors import ConfigError, DGTError
+
+    try:
+        return _main(args)
+    except ConfigError as exc:
+        from fms_dgt.config.yaml_loader import redact
+
+        print(f"error: {redact(exc.render())}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DGTError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _main(args: argparse.Namespace) -> int:
+    import fms_dgt.blocks  # noqa: F401 - registers built-ins
+    import fms_dgt.datastores  # noqa: F401
+    import fms_dgt.engines  # noqa: F401
+    import fms_dgt.formatters  # noqa: F401
+    from fms_dgt.progress import Progress
+    from fms_dgt.runtime import Runtime, output_dir_from
+
+    task_paths = args.task_paths or (["tasks"] if Path("tasks").is_dir() else None)
+    if args.list:
+        from fms_dgt.listing import print_listing
+
+        print_listing(task_paths, args.builder_paths)
+        return EXIT_OK
+    if not task_paths:
+        from fms_dgt.errors import ConfigError
+
+        raise ConfigError(
+            "no tasks given and ./tasks does not exist",
+            field="--task-paths",
+            hint="pass --task-paths path/to/task.yaml",
+        )
+    overrides = _overrides(args)
+    runtime = Runtime(
+        task_paths,
+        args.builder_paths,
+        output_dir_from(args.output_dir),
+        overrides,
+        restart=args.restart,
+        progress=Progress(use_bars=False if args.no_progress else None),
+    )
+    prepared = runtime.prepare()
+    if args.validate:
+        for pt in prepared:
+            print(
+                f"ok  {pt.task.task_name}  ({pt.task.yaml_doc.path if pt.task.yaml_doc else ''}, "
+                f"builder {pt.task.data_builder})"
+            )
+        print(f"{len(prepared)} task(s) valid")
+        return EXIT_OK
+    outcomes = _run(runtime)
+    if outcomes is None:
+        from fms_dgt.summary import print_interrupted
+
+        print_interrupted(runtime)
+        return EXIT_INTERRUPTED
+    from fms_dgt.summary import print_summary
+
+    print_summary(outcomes, runtime.output_dir)
+    return EXIT_OK if all(o.status == "complete" for o in outcomes) else EXIT_FAILED
+
+
+def _run(runtime: Any) -> list[Any] | None:
+    import asyncio
+
+    log = logging.getLogger("fms_dgt.run")
+
+    async def supervised() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        main_task = asyncio.current_task()
+        hits = {"n": 0}
+
+        def on_signal(sig: signal.Signals) -> None:
+            hits["n"] += 1
+            if hits["n"] == 1:
+                log.warning("received %s: stopping cleanly (send again to force)", sig.name)
+                main_task.cancel()  # type: ignore[union-attr]
+            else:
+                os._exit(EXIT_INTERRUPTED)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig)
+        return await runtime.run()
+
+    try:
+        return asyncio.run(supervised())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        return None
+
+
+def _overrides(args: argparse.Namespace) -> Any:
+    from fms_dgt.factory import Overrides
+    from fms_dgt.overrides import load_override_file
+
+    ov = load_override_file(args.config_path) if args.config_path else Overrides()
+    cli_runner = {
+        "num_outputs_to_generate": args.num_outputs_to_generate,
+        "seed_batch_size": args.seed_batch_size,
+        "machine_batch_size": args.machine_batch_size,
+        "max_concurrent_calls": args.max_concurrent_calls,
+        "seed": args.seed,
+    }
+    ov.runner.update({k: v for k, v in cli_runner.items() if v is not None})
+    engine = {
+        key: getattr(args, flag) for flag, key in ENGINE_FLAGS.items() if getattr(args, flag) is not None
+    }
+    if engine:
+        if "type" not in engine:
+            from fms_dgt.errors import ConfigError
+
+            raise ConfigError(
+                "engine flags need --engine TYPE", field="--engine", hint="e.g. --engine openai"
+            )
+        ov.engine = engine
+    return ov
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        from fms_dgt.config.yaml_loader import redact
+
+        return redact(super().format(record))
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("fms_dgt").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("httpx", "openai", "vllm", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -47,12 +47,18 @@ class TaskLedger:
     async def offer(self, record: DataPoint | dict[str, Any], stage: str = "generation") -> bool:
         """Run the filters on ``record``; append it to ``data`` if all pass."""
         for block in self.async_filters:
-            reason = await block.acheck(record)
+            try:
+                reason = await block.acheck(record)
+            except Exception as exc:  # a broken block rejects (visibly), it does not kill the run
+                reason = f"block error: {type(exc).__name__}: {exc}"
             if reason is not None:
                 self.reject(record, block.name, reason, stage)
                 return False
         for block in self.sync_filters:
-            reason = block.check(record)
+            try:
+                reason = block.check(record)
+            except Exception as exc:
+                reason = f"block error: {type(exc).__name__}: {exc}"
             if reason is not None:
                 self.reject(record, block.name, reason, stage)
                 return False

@@ -152,6 +152,9 @@ class Runtime:
             except DGTError as exc:
                 status, message = "failed", str(exc)
                 log.error("%s: %s", task.task_name, exc)
+            except Exception as exc:  # a bug in user code or ours: keep other tasks running, say where
+                status, message = "failed", f"{type(exc).__name__}: {exc}"
+                log.exception("%s: unexpected error", task.task_name)
             finally:
                 ledger.sync()
                 if status != "complete":

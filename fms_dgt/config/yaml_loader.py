@@ -22,6 +22,7 @@ from fms_dgt.errors import ConfigError
 
 MAX_YAML_BYTES = 5 * 1024 * 1024
 Key = tuple[Any, ...]
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -76,6 +77,14 @@ class _Builder:
             )
         if node.tag == "!include":
             return self._include(node, key)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
+            raise ConfigError(
+                f"unsupported YAML tag {node.tag!r}",
+                file=self.path,
+                line=node.start_mark.line + 1,
+                field=_dotted(key) or None,
+                hint="only plain YAML values are allowed (no Python object tags)",
+            )
         if isinstance(node, yaml.MappingNode):
             self._active.add(id(node))
             try:

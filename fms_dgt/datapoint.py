@@ -66,10 +66,7 @@ def get_field(record: Any, name: str) -> Any:
     """Read ``name`` (dotted for nesting) from a dataclass record or a dict; None if absent."""
     value = record
     for part in name.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        else:
-            value = getattr(value, part, None)
+        value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
         if value is None:
             return None
     return value

@@ -5,7 +5,14 @@ from fms_dgt.blocks.base import Block, FilterBlock, FilterPostprocessor, Postpro
 from fms_dgt.registry import blocks
 
 # name -> "module:Class"; kept in one table so `--list` can show them without importing
-BUILTIN_BLOCKS: dict[str, str] = {}
+BUILTIN_BLOCKS: dict[str, str] = {
+    "required_fields": "fms_dgt.blocks.validators:RequiredFields",
+    "length": "fms_dgt.blocks.validators:LengthBounds",
+    "regex": "fms_dgt.blocks.validators:RegexFilter",
+    "json_schema": "fms_dgt.blocks.validators:JsonSchemaFilter",
+    "answer_in_context": "fms_dgt.blocks.validators:AnswerInContext",
+    "exact_dedup": "fms_dgt.blocks.dedup.exact:ExactDedup",
+}
 
 for _name, _path in BUILTIN_BLOCKS.items():
     blocks.add(_name, _path)

@@ -83,7 +83,9 @@ class Postprocessor(Block):
 
     kind = "postprocessor"
 
-    def process(self, records: Iterable[dict[str, Any]], seeds: Iterable[dict[str, Any]] = ()) -> Iterator[dict[str, Any]]:
+    def process(
+        self, records: Iterable[dict[str, Any]], seeds: Iterable[dict[str, Any]] = ()
+    ) -> Iterator[dict[str, Any]]:
         """Yield the records to keep (possibly modified). Must stream: O(1) memory per record
         beyond any index the step needs."""
         yield from records
@@ -97,7 +99,9 @@ class FilterPostprocessor(Postprocessor):
         self.block = block
         self.rejected: list[tuple[dict[str, Any], str]] = []
 
-    def process(self, records: Iterable[dict[str, Any]], seeds: Iterable[dict[str, Any]] = ()) -> Iterator[dict[str, Any]]:
+    def process(
+        self, records: Iterable[dict[str, Any]], seeds: Iterable[dict[str, Any]] = ()
+    ) -> Iterator[dict[str, Any]]:
         self.block.reset()
         self.block.prime(seeds)
         for record in records:

@@ -64,6 +64,10 @@ class GenerationRun:
             for f in self.ledger.filters:
                 f.accept(dp)
             self.task.remember(dp)
+            # the counter is checkpointed every few seconds; never reuse an index after a crash
+            idx = dp.lineage.get("request_idx")
+            if isinstance(idx, int) and idx >= self.state.next_request_idx:
+                self.state.next_request_idx = idx + 1
         if self.state.rng_state is not None:
             self.task.rng.setstate(self.state.rng_state)
         fresh = raw - self.state.postprocessed_upto

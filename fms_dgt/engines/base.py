@@ -275,8 +275,13 @@ class Engine(ABC):
             except asyncio.TimeoutError:
                 error: EngineError = RetryableEngineError(f"timed out after {self.timeout:g}s")
             except FatalEngineError as exc:
-                return LMResult(error=f"{type(exc).__name__}: {exc}", attempts=attempt, model=self.model,
-                                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+                return LMResult(
+                    error=f"{type(exc).__name__}: {exc}",
+                    attempts=attempt,
+                    model=self.model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                )
             except RetryableEngineError as exc:
                 error = exc
             else:
@@ -290,14 +295,24 @@ class Engine(ABC):
                     return result
                 parse_failures += 1
                 if parse_failures > self.max_parse_retries:
-                    return LMResult(error=f"invalid structured output: {problem}", attempts=attempt,
-                                    texts=[], model=self.model, prompt_tokens=prompt_tokens,
-                                    completion_tokens=completion_tokens)
+                    return LMResult(
+                        error=f"invalid structured output: {problem}",
+                        attempts=attempt,
+                        texts=[],
+                        model=self.model,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                    )
                 attempt -= 1  # a parse retry does not use up a transport retry
                 continue
             if attempt > self.max_retries:
-                return LMResult(error=f"{type(error).__name__}: {error}", attempts=attempt, model=self.model,
-                                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+                return LMResult(
+                    error=f"{type(error).__name__}: {error}",
+                    attempts=attempt,
+                    model=self.model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                )
             self.stats.retries += 1
             await asyncio.sleep(self._backoff(attempt, error.retry_after))
 

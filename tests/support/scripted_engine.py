@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from typing import Any
 
@@ -36,6 +37,8 @@ class ScriptedEngine(Engine):
         self.fail_every = fail_every
         self.counter = 0
         self.rng = random.Random(seed)
+        # distinct per process, so a resumed run does not regenerate the same texts
+        self.run_tag = f"{os.getpid() % 10000:04d}"
 
     async def _generate_once(self, request: LMRequest) -> LMResult:
         self.counter += 1
@@ -57,7 +60,7 @@ class ScriptedEngine(Engine):
                 texts.append(
                     json.dumps(
                         {
-                            "question": f"Why does scripted event {k} happen?",
+                            "question": f"Why does scripted event {k} happen in run {self.run_tag}?",
                             "answer": f"Because of cause {k}.",
                         }
                     )

@@ -1,0 +1,271 @@
+"""Every CLI flag, through the real command in a subprocess (scripted engine for speed; the
+real-model end-to-end run lives in tests/e2e)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+from .helpers import FIXTURE_BUILDERS, REPO, read_jsonl, results, run_cli, write_task
+
+SCRIPTED = {"class_path": "tests.support.scripted_engine:ScriptedEngine"}
+
+
+def test_help_is_fast_and_documents_every_flag():
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "fms_dgt.run", "--help"], capture_output=True, text=True, check=True
+    )
+    assert time.monotonic() - t0 < 5
+    for flag in (
+        "--task-paths",
+        "--builder-paths",
+        "--config-path",
+        "--output-dir",
+        "--num-outputs-to-generate",
+        "--seed-batch-size",
+        "--machine-batch-size",
+        "--restart",
+        "--seed",
+        "--validate",
+        "--list",
+        "--engine",
+        "--model",
+        "--base-url",
+        "--max-concurrency",
+    ):
+        assert flag in out.stdout
+        assert flag in (REPO / "docs" / "cli.md").read_text(), f"{flag} missing from docs/cli.md"
+
+
+def test_task_paths_folder_and_file_and_output_dir(tmp_path):
+    write_task(tmp_path / "tasks" / "a", name="a")
+    write_task(tmp_path / "tasks" / "deeper" / "b", name="b")
+    r = run_cli("--task-paths", str(tmp_path / "tasks"), "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out/a/final_data.jsonl").exists() and (tmp_path / "out/b/final_data.jsonl").exists()
+    r = run_cli("--task-paths", str(tmp_path / "tasks/a/task.yaml"), "--output-dir", str(tmp_path / "out2"))
+    assert r.returncode == 0 and not (tmp_path / "out2/b").exists()
+
+
+def test_output_dir_from_environment_and_default(tmp_path):
+    write_task(tmp_path / "t")
+    r = run_cli("--task-paths", str(tmp_path / "t"), env={"DGT_OUTPUT_DIR": str(tmp_path / "envout")})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "envout/t1/final_data.jsonl").exists()
+    env = {k: v for k, v in os.environ.items() if k != "DGT_OUTPUT_DIR"}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fms_dgt.run",
+            "--no-progress",
+            "--task-paths",
+            str(tmp_path / "t"),
+            "--builder-paths",
+            str(FIXTURE_BUILDERS),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(REPO)},
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "output/t1/final_data.jsonl").exists()
+
+
+def test_runner_flags_override_yaml(tmp_path):
+    write_task(tmp_path / "t")
+    r = run_cli(
+        "--task-paths",
+        str(tmp_path / "t"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--num-outputs-to-generate",
+        "7",
+        "--seed-batch-size",
+        "1",
+        "--machine-batch-size",
+        "0",
+        "--max-concurrent-calls",
+        "2",
+    )
+    assert r.returncode == 0, r.stderr
+    final = read_jsonl(tmp_path / "out/t1/final_data.jsonl")
+    assert len(final) == 7
+    assert all(len(rec["lineage"]["icl_ids"]) == 1 for rec in final)
+    card = json.loads((tmp_path / "out/t1/task_card.json").read_text())
+    assert (
+        card["runner_config"]["seed_batch_size"] == 1 and card["runner_config"]["max_concurrent_calls"] == 2
+    )
+
+
+def test_machine_batch_size_mixes_synthetic_examples(tmp_path):
+    write_task(tmp_path / "t")
+    r = run_cli(
+        "--task-paths",
+        str(tmp_path / "t"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--num-outputs-to-generate",
+        "30",
+        "--seed-batch-size",
+        "1",
+        "--machine-batch-size",
+        "2",
+        "--max-concurrent-calls",
+        "1",
+    )
+    assert r.returncode == 0, r.stderr
+    final = read_jsonl(tmp_path / "out/t1/final_data.jsonl")
+    seeds = {s["id"] for s in final[:0]}  # noqa: F841
+    generated_ids = {rec["id"] for rec in final}
+    later = final[-1]["lineage"]["icl_ids"]
+    assert len(later) == 3 and any(i in generated_ids for i in later[1:])
+
+
+def test_seed_flag_makes_sampling_reproducible(tmp_path):
+    write_task(tmp_path / "t")
+    icl = []
+    for out in ("o1", "o2", "o3"):
+        seed = "1" if out != "o3" else "2"
+        r = run_cli(
+            "--task-paths",
+            str(tmp_path / "t"),
+            "--output-dir",
+            str(tmp_path / out),
+            "--seed",
+            seed,
+            "--machine-batch-size",
+            "0",
+            "--max-concurrent-calls",
+            "1",
+        )
+        assert r.returncode == 0, r.stderr
+        icl.append([rec["lineage"]["icl_ids"] for rec in read_jsonl(tmp_path / out / "t1/final_data.jsonl")])
+    assert icl[0] == icl[1] and icl[0] != icl[2]
+
+
+def test_restart_and_rerun_of_complete_task(tmp_path):
+    write_task(tmp_path / "t")
+    args = ("--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out"))
+    assert run_cli(*args).returncode == 0
+    first = (tmp_path / "out/t1/final_data.jsonl").read_text()
+    r = run_cli(*args)
+    assert r.returncode == 0 and "already complete" in r.stderr
+    assert (tmp_path / "out/t1/final_data.jsonl").read_text() == first
+    (tmp_path / "out/t1/stray.txt").write_text("x")
+    r = run_cli(*args, "--restart", "--num-outputs-to-generate", "4")
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "out/t1/stray.txt").exists()
+    assert len(read_jsonl(tmp_path / "out/t1/final_data.jsonl")) == 4
+
+
+def test_validate_calls_no_model(tmp_path):
+    write_task(tmp_path / "t")
+    over = tmp_path / "ov.yaml"
+    over.write_text(yaml.safe_dump({"engines": {**SCRIPTED, "fail_every": 1}}))
+    r = run_cli("--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out"), "--validate")
+    assert r.returncode == 0 and "1 task(s) valid" in r.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_list_shows_everything():
+    r = run_cli("--list", "--task-paths", str(REPO / "tasks"))
+    assert r.returncode == 0, r.stderr
+    for word in (
+        "logical_reasoning_causal",
+        "answer_questions_example",
+        "simple",
+        "echo",
+        "vllm",
+        "openai",
+        "chat",
+        "jinja",
+        "default",
+    ):
+        assert word in r.stdout
+
+
+def test_config_path_overrides_tasks_builders_and_runner(tmp_path):
+    write_task(tmp_path / "t")
+    over = tmp_path / "ov.yaml"
+    over.write_text(
+        yaml.safe_dump(
+            {
+                "runner_config": {"num_outputs_to_generate": 6},
+                "tasks": {"t1": {"runner_config": {"seed_batch_size": 2}}},
+                "builders": {"echo": {"metadata": {"tag": "overridden"}}},
+            }
+        )
+    )
+    r = run_cli(
+        "--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out"), "--config-path", str(over)
+    )
+    assert r.returncode == 0, r.stderr
+    final = read_jsonl(tmp_path / "out/t1/final_data.jsonl")
+    assert len(final) == 6 and all(len(x["lineage"]["icl_ids"]) == 2 for x in final)
+    card = json.loads((tmp_path / "out/t1/task_card.json").read_text())
+    assert card["builder_config"]["metadata"]["tag"] == "overridden"
+
+
+def test_engine_flag_group_switches_every_engine(tmp_path):
+    write_task(tmp_path / "t")
+    r = run_cli(
+        "--task-paths",
+        str(tmp_path / "t"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--engine",
+        "openai",
+        "--model",
+        "m",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--max-concurrency",
+        "3",
+        "--validate",
+    )
+    assert r.returncode == 0, r.stderr
+    r = run_cli(
+        "--task-paths",
+        str(tmp_path / "t"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--engine",
+        "opneai",
+        "--validate",
+    )
+    assert r.returncode == 2 and "did you mean 'openai'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("--task-paths", str(tmp_path / "t"), "--model", "x", "--validate")
+    assert r.returncode == 2 and "--engine" in r.stderr
+
+
+def test_builder_paths_flag(tmp_path):
+    write_task(tmp_path / "t")
+    r = run_cli("--task-paths", str(tmp_path / "t"), "--validate", builders=False)
+    assert r.returncode == 2 and "unknown data builder 'echo'" in r.stderr
+    r = run_cli("--task-paths", str(tmp_path / "t"), "--validate", "--builder-paths", str(FIXTURE_BUILDERS))
+    assert r.returncode == 0, r.stderr
+
+
+def test_config_error_exit_2_without_traceback(tmp_path):
+    path = write_task(tmp_path / "t")
+    path.write_text(path.read_text().replace("seed_examples", "seed_exmaples"))
+    r = run_cli("--task-paths", str(path), "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert f"{path}:" in r.stderr and "did you mean 'seed_examples'" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_counts(tmp_path):
+    write_task(tmp_path / "t")
+    r = run_cli("--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 0
+    res = results(tmp_path / "out")
+    assert res["status"] == "complete" and res["pid"] > 0 and res["started_at"] and res["ended_at"]
+    assert "final" in r.stdout and "t1" in r.stdout  # summary table

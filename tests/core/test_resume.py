@@ -1,0 +1,54 @@
+"""SIGKILL mid-run, resume with the same command: exactly-once output."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from .helpers import FIXTURE_BUILDERS, REPO, read_jsonl, write_task
+
+
+def test_sigkill_then_resume_exactly_once(tmp_path):
+    write_task(tmp_path / "t", runner_config={"num_outputs_to_generate": 300, "max_concurrent_calls": 4})
+    over = tmp_path / "ov.yaml"
+    over.write_text(
+        yaml.safe_dump(
+            {"engines": {"class_path": "tests.support.scripted_engine:ScriptedEngine", "latency": 0.01}}
+        )
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "fms_dgt.run",
+        "--no-progress",
+        "--task-paths",
+        str(tmp_path / "t"),
+        "--builder-paths",
+        str(FIXTURE_BUILDERS),
+        "--config-path",
+        str(over),
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+    data = tmp_path / "out/t1/data.jsonl"
+    kills = 0
+    for delay in (1.2, 0.9, 1.1):
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1
+    assert data.exists()
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    final = read_jsonl(tmp_path / "out/t1/final_data.jsonl")
+    assert len(final) == 300
+    assert len({r["id"] for r in final}) == 300
+    assert len({r["question"] for r in final}) == 300
+    raw = read_jsonl(data)  # also proves there is no torn line left
+    idx = [r["lineage"]["request_idx"] for r in raw]
+    assert len(idx) == len(set(idx))  # no call was replayed into data twice

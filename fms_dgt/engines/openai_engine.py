@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from fms_dgt.engines.base import Engine
+from fms_dgt.engines.replicas import ReplicaSet
 from fms_dgt.engines.types import Constraint, LMRequest, LMResult
 from fms_dgt.errors import ConfigError, EngineError, FatalEngineError, RetryableEngineError
 
@@ -214,7 +215,8 @@ class OpenAIEngine(Engine):
     """An OpenAI-compatible HTTP endpoint.
 
     Args:
-        base_url: API root including ``/v1``; default ``$OPENAI_BASE_URL`` or OpenAI's.
+        base_url: API root including ``/v1``; default ``$OPENAI_BASE_URL`` or OpenAI's. A list
+            of URLs serving the same model spreads requests over them (least in flight).
         api_key: the key itself; default ``$OPENAI_API_KEY``. Never logged or described.
         api_key_env: name of an environment variable holding the key (preferred in YAML,
             so the secret stays out of task files).
@@ -236,7 +238,7 @@ class OpenAIEngine(Engine):
         self,
         model: str | None = None,
         *,
-        base_url: str | None = None,
+        base_url: str | list[str] | None = None,
         api_key: str | None = None,
         api_key_env: str | None = None,
         api: Literal["chat", "completions"] = "chat",
@@ -260,7 +262,11 @@ class OpenAIEngine(Engine):
             api_key = os.environ.get(api_key_env)
             if not api_key:
                 raise ConfigError(f"environment variable {api_key_env} is not set", field="api_key_env")
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        urls = base_url if isinstance(base_url, list) else [base_url] if base_url else []
+        if not urls:
+            urls = [os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL]
+        self.base_urls = [str(u) for u in urls]
+        self.base_url = self.base_urls[0]
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.api = api
         self.transport_name = transport
@@ -268,12 +274,14 @@ class OpenAIEngine(Engine):
         self.extra_body = dict(extra_body or {})
         self.max_tokens_field = max_tokens_field
         self.constraint_style = constraint_style
-        self._transport: _Transport | None = None
+        self._replicas: ReplicaSet[_Transport] | None = None
         self._warned_n = False
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(base_url=self.base_url, api=self.api, transport=self.transport_name)
+        if len(self.base_urls) > 1:
+            info["replicas"] = list(self.base_urls)
         return info
 
     def __repr__(self) -> str:  # the key must never appear in logs or tracebacks
@@ -282,10 +290,12 @@ class OpenAIEngine(Engine):
     async def _start(self) -> None:
         # a re-bind to a new event loop discards a transport tied to the old one
         cls = _TRANSPORTS[self.transport_name]
-        self._transport = cls(self.base_url, self._api_key, self.request_timeout, self.max_concurrency)
+        self._replicas = ReplicaSet(
+            [cls(url, self._api_key, self.request_timeout, self.max_concurrency) for url in self.base_urls]
+        )
         if not self.model:
             try:
-                listing = await self._transport.get("/models")
+                listing = await self._replicas.members[0].get("/models")
                 self.model = str(listing["data"][0]["id"])
             except (EngineError, KeyError, IndexError, TypeError) as exc:
                 raise FatalEngineError(
@@ -293,13 +303,18 @@ class OpenAIEngine(Engine):
                 ) from None
 
     async def _close(self) -> None:
-        if self._transport is not None:
-            transport, self._transport = self._transport, None
-            await transport.aclose()
+        if self._replicas is not None:
+            replicas, self._replicas = self._replicas, None
+            for transport in replicas.members:
+                await transport.aclose()
 
     async def _generate_once(self, request: LMRequest) -> LMResult:
         path, body = self.build_body(request)
-        data = await self._transport.post(path, body)  # type: ignore[union-attr]
+        replicas = self._replicas
+        if replicas is None:
+            raise FatalEngineError("engine is closed")
+        with replicas.use() as transport:
+            data = await transport.post(path, body)
         return self.parse_response(data, chat=path == CHAT_PATH, n=request.params.n)
 
     # ---- request/response mapping (public so tests and other engines can reuse it) ----

@@ -1,0 +1,240 @@
+"""``vllm-server``: vLLM's OpenAI-compatible server, started and stopped by the run.
+
+The engine launches ``python -m vllm.entrypoints.openai.api_server`` once per replica on a
+free loopback port, waits until ``/v1/models`` answers, and then talks to the replicas
+exactly as the ``openai`` engine does (it is one, with several base URLs). Servers never
+outlive the run: they are stopped when the engine closes, at interpreter exit, and, on
+Linux, by the kernel when the process that started them dies (``PR_SET_DEATHSIG``), so a
+crashed or SIGKILLed run does not leave a model holding the GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME, resolve_default_model
+from fms_dgt.engines.openai_engine import OpenAIEngine
+from fms_dgt.engines.vllm_engine import on_cpu, prepare_cpu_env
+from fms_dgt.errors import FatalEngineError
+from fms_dgt.registry import register_engine
+
+log = logging.getLogger("fms_dgt.engines.vllm_server")
+
+_LIVE: set[ServerProcess] = set()
+_LIVE_LOCK = threading.Lock()
+LOG_TAIL_CHARS = 3000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    os.setsid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_DEATHSIG
+    except OSError:
+        pass
+
+
+class ServerProcess:
+    """One vLLM OpenAI server on loopback. Blocking methods; safe to stop more than once."""
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        served_name: str,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        log_dir: str | Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        folder = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="dgt-vllm-server-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log_path = folder / f"vllm-server-{self.port}.log"
+        self.cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_path]
+        self.cmd += ["--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.cmd += list(args or [])
+        self.env = dict(os.environ, **(env or {}))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, preexec_fn=_die_with_parent
+            )
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        log.info("started vLLM server pid %d on %s (log: %s)", self.proc.pid, self.url, self.log_path)
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+        except OSError:
+            return "(no log)"
+
+    def wait_ready(self, timeout: float) -> None:
+        """Poll ``/v1/models`` until it answers; raise FatalEngineError with the log tail if
+        the server exits or is not ready within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                code = None if self.proc is None else self.proc.returncode
+                raise FatalEngineError(
+                    f"vLLM server exited with status {code} before it was ready; last lines of "
+                    f"{self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(self.url + "/v1/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise FatalEngineError(
+                    f"vLLM server on {self.url} not ready after {timeout:g}s (raise startup_timeout "
+                    f"if the model is large); last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.5)
+
+    def stop(self, grace: float = 20.0) -> None:
+        proc, self.proc = self.proc, None
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace)
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for server in live:
+        server.stop(grace=5.0)
+
+
+@register_engine("vllm-server")
+class VLLMServerEngine(OpenAIEngine):
+    """vLLM servers started for this run, driven through the OpenAI-compatible API.
+
+    Args:
+        model: local folder or hub name; None runs the embedded default model.
+        replicas: servers to start; requests go to the one with the fewest in flight.
+        max_model_len: context window passed to the server.
+        startup_timeout: seconds to wait for each server to answer.
+        server_args: extra command-line arguments for every server (``["--dtype", "half"]``).
+        env: extra environment variables for the servers (``CUDA_VISIBLE_DEVICES``...).
+        log_dir: where server logs go (default: a temporary folder, named in the log).
+        **kwargs: the ``openai`` engine's settings (max_concurrency, transport, cache...).
+    """
+
+    kind: ClassVar[str] = "vllm-server"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        replicas: int = 1,
+        max_model_len: int = 2048,
+        startup_timeout: float = 600.0,
+        server_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        log_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if replicas < 1:
+            raise ValueError("replicas must be >= 1")
+        kwargs.pop("base_url", None)
+        super().__init__(model or DEFAULT_MODEL_NAME, base_url="http://127.0.0.1:0/v1", **kwargs)
+        self._model_ref = model
+        self.replicas = replicas
+        self.max_model_len = max_model_len
+        self.startup_timeout = startup_timeout
+        self.server_args = list(server_args or [])
+        self.server_env = dict(env or {})
+        self.log_dir = log_dir
+        self._servers: list[ServerProcess] = []
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(replicas=self.replicas, base_url=None)
+        return info
+
+    def _resolve_model(self) -> str:
+        if self._model_ref is None or self._model_ref == DEFAULT_MODEL_NAME:
+            return resolve_default_model()
+        return self._model_ref
+
+    def _spawn(self, model_path: str) -> list[ServerProcess]:
+        """Start the server processes (not waiting). Runs on the engine's own loop thread,
+        not a pool thread: the kernel's parent-death signal follows the thread that forked,
+        and pool threads come and go."""
+        args = ["--max-model-len", str(self.max_model_len), *self.server_args]
+        env = dict(self.server_env)
+        if on_cpu():
+            prepare_cpu_env(env)
+            if "--enforce-eager" not in args:
+                args.append("--enforce-eager")
+        servers = [
+            ServerProcess(model_path, served_name=self.model, args=args, env=env, log_dir=self.log_dir)
+            for _ in range(self.replicas)
+        ]
+        try:
+            for server in servers:
+                server.start()
+        except BaseException:
+            for server in servers:
+                server.stop()
+            raise
+        return servers
+
+    async def _start(self) -> None:
+        if not self._servers:
+            model_ready = await asyncio.to_thread(self._resolve_model)
+            servers = self._spawn(model_ready)
+            try:
+                await asyncio.gather(
+                    *(asyncio.to_thread(s.wait_ready, self.startup_timeout) for s in servers)
+                )
+            except BaseException:
+                for server in servers:
+                    await asyncio.to_thread(server.stop)
+                raise
+            self._servers = servers
+        self.base_urls = [s.url + "/v1" for s in self._servers]
+        self.base_url = self.base_urls[0]
+        await super()._start()
+
+    async def _close(self) -> None:
+        await super()._close()
+        servers, self._servers = self._servers, []
+        for server in servers:
+            await asyncio.to_thread(server.stop)

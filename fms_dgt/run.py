@@ -216,6 +216,8 @@ def _setup_logging(verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     logging.getLogger("fms_dgt").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # vLLM configures its own loggers from this variable when it is imported
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "DEBUG" if verbose else "WARNING")
     for noisy in ("httpx", "openai", "vllm", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

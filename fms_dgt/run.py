@@ -70,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("engine override (applies to every engine of every task)")
     g.add_argument("--engine", metavar="TYPE", help="engine type: vllm, vllm-server, openai, ...")
     g.add_argument("--model", metavar="NAME", help="model name or path")
-    g.add_argument("--base-url", metavar="URL", help="endpoint of an OpenAI-compatible server")
+    g.add_argument(
+        "--base-url",
+        metavar="URL",
+        nargs="+",
+        help="endpoint of an OpenAI-compatible server; several URLs serving the same model share the load",
+    )
     g.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
     g.add_argument("--max-concurrency", type=int, metavar="N", help="requests in flight per engine")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of progress bars")
@@ -191,6 +196,8 @@ def _overrides(args: argparse.Namespace) -> Any:
     engine = {
         key: getattr(args, flag) for flag, key in ENGINE_FLAGS.items() if getattr(args, flag) is not None
     }
+    if isinstance(engine.get("base_url"), list) and len(engine["base_url"]) == 1:
+        engine["base_url"] = engine["base_url"][0]
     if engine:
         if "type" not in engine:
             from fms_dgt.errors import ConfigError

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import logging
 import random
 import threading
@@ -26,6 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Protocol
 
+from fms_dgt.engines.structured import check_structured
 from fms_dgt.engines.types import Constraint, EngineStats, LMRequest, LMResult, SamplingParams
 from fms_dgt.errors import EngineError, FatalEngineError, RetryableEngineError
 
@@ -326,28 +326,4 @@ class Engine(ABC):
     @staticmethod
     def _check_structured(constraint: Constraint | None, result: LMResult) -> str | None:
         """Parse and validate constrained output; returns a problem description or None."""
-        if constraint is None:
-            return None
-        if constraint.choices is not None:
-            bad = [t for t in result.texts if t.strip() not in constraint.choices]
-            return f"{bad[0]!r} is not one of {constraint.choices}" if bad else None
-        if constraint.regex is not None:
-            import re
-
-            bad = [t for t in result.texts if re.fullmatch(constraint.regex, t.strip(), re.DOTALL) is None]
-            return f"{bad[0][:80]!r} does not match {constraint.regex!r}" if bad else None
-        parsed = []
-        for text in result.texts:
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                return f"not JSON ({exc.msg} at char {exc.pos})"
-            import jsonschema
-
-            try:
-                jsonschema.validate(obj, constraint.json_schema)  # type: ignore[arg-type]
-            except jsonschema.ValidationError as exc:
-                return f"schema violation: {exc.message}"
-            parsed.append(obj)
-        result.parsed = parsed
-        return None
+        return check_structured(constraint, result)

@@ -1,0 +1,225 @@
+"""Shared plumbing of the benchmark scripts: start stub servers as separate processes, run
+the real CLI (``python -m fms_dgt.run``) against them and measure it from the outside.
+
+Everything is measured on child processes (wall time, user+sys CPU and peak RSS from
+``os.wait4``), so the figures include what a user pays: interpreter start, imports, task
+loading, generation, postprocessing and the final writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH_TASK = REPO / "bench" / "tasks" / "bench_simple" / "task.yaml"
+TASK_NAME = "bench_simple"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+class StubProcess:
+    """``bench.stub_server`` in its own process (its CPU is not the measured process's)."""
+
+    def __init__(self, latency_mean: float = 0.5, latency_sigma: float = 0.8, seed: int = 0) -> None:
+        self.args = [
+            sys.executable,
+            "-m",
+            "bench.stub_server",
+            "--port",
+            "0",
+            "--latency-mean",
+            str(latency_mean),
+            "--latency-sigma",
+            str(latency_sigma),
+            "--seed",
+            str(seed),
+        ]
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> StubProcess:
+        self.proc = subprocess.Popen(
+            self.args, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"stub server did not start: {line!r}")
+        self.url = line.split()[1]
+        return self
+
+    @property
+    def root(self) -> str:
+        return self.url.removesuffix("/v1")
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.root + "/stats", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def reset(self) -> None:
+        req = urllib.request.Request(self.root + "/stats/reset", data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> StubProcess:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+@dataclass
+class ProcResult:
+    """What one child process cost, measured by the parent."""
+
+    returncode: int
+    started: float  # wall clock just before the process was spawned
+    wall: float
+    cpu: float  # user + sys seconds of the child
+    max_rss_mb: float
+    stdout: str
+    stderr: str
+
+
+def run_measured(cmd: Sequence[str], timeout: float = 3600) -> ProcResult:
+    """Run ``cmd`` and measure it with ``wait4`` (exact CPU and peak RSS of that child)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.time()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), cwd=REPO, env=_env(), stdout=out, stderr=err, text=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.02)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return ProcResult(
+            returncode=proc.returncode,
+            started=started,
+            wall=wall,
+            cpu=usage.ru_utime + usage.ru_stime,
+            max_rss_mb=usage.ru_maxrss / 1024,
+            stdout=out.read(),
+            stderr=err.read(),
+        )
+
+
+def cli_command(
+    base_urls: Sequence[str],
+    records: int,
+    output_dir: str | Path,
+    *,
+    max_concurrency: int = 32,
+    max_calls: int | None = None,
+    task: Path = BENCH_TASK,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The exact command a user would type to run the bench task against ``base_urls``."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "fms_dgt.run",
+        "--task-paths",
+        str(task),
+        "--engine",
+        "openai",
+        "--base-url",
+        *base_urls,
+        "--model",
+        "stub",
+        "--max-concurrency",
+        str(max_concurrency),
+        "--num-outputs-to-generate",
+        str(records),
+        "--output-dir",
+        str(output_dir),
+        "--no-progress",
+    ]
+    if max_calls is not None:
+        cmd += ["--max-concurrent-calls", str(max_calls)]
+    return cmd + list(extra)
+
+
+def run_cli(base_urls: Sequence[str], records: int, **kwargs: Any) -> tuple[ProcResult, dict[str, Any]]:
+    """Run the bench task through the CLI in a fresh output folder; returns the measurement
+    and the task_results it wrote. Raises if the run did not complete."""
+    with tempfile.TemporaryDirectory(prefix="dgt-bench-") as out:
+        res = run_measured(cli_command(base_urls, records, out, **kwargs))
+        results_path = Path(out) / TASK_NAME / "task_results.json"
+        results = json.loads(results_path.read_text()) if results_path.exists() else {}
+        final = Path(out) / TASK_NAME / "final_data.jsonl"
+        results["final_lines"] = sum(1 for _ in final.open()) if final.exists() else 0
+    if res.returncode != 0 or results.get("status") != "complete":
+        raise RuntimeError(f"CLI run failed (status {res.returncode}):\n{res.stderr[-3000:]}")
+    return res, results
+
+
+def run_bare(base_url: str, requests: int, client: str, concurrency: int = 32) -> tuple[ProcResult, dict]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.bare_client",
+        "--base-url",
+        base_url,
+        "--requests",
+        str(requests),
+        "--concurrency",
+        str(concurrency),
+        "--client",
+        client,
+    ]
+    res = run_measured(cmd)
+    if res.returncode != 0:
+        raise RuntimeError(f"bare client failed: {res.stderr[-2000:]}")
+    return res, json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
+    print(f"\n== {title}")
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key.ljust(width)}  {value}")

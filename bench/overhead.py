@@ -1,0 +1,122 @@
+"""Target 2, framework overhead: what the framework costs per record beyond the HTTP client.
+
+Against an instant stub (latency 0) the run is CPU-bound, so its CPU time is the cost:
+
+    overhead per record = (CPU of the CLI run − CPU of a bare client making the same
+                           requests) ÷ records
+
+Both are whole-process user+sys CPU, measured by the parent with ``wait4``: interpreter
+start, imports, task loading, builder, validators, dedup, datastore writes, postprocessing
+and final files are all in the CLI figure. The bare client is the same HTTP stack as the
+``openai`` engine's fast transport (pooled aiohttp + orjson, same request shape). Also
+printed: the end-to-end rate (records ÷ wall time of the whole CLI process) and the rate
+while generating (requests the stub served ÷ the span from first request to last response).
+
+The stub runs in its own process, so on a 2-core machine it takes the second core; wall
+rates are only as good as that core is free (the CPU figures do not depend on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from bench.harness import (
+    BENCH_TASK,
+    StubProcess,
+    median,
+    print_table,
+    run_bare,
+    run_cli,
+    run_measured,
+    verdict,
+)
+
+TARGET_MS = 1.0
+TARGET_RATE = 1000.0
+
+
+def startup_cpu() -> float:
+    """CPU of loading and checking the task without calling a model (``--validate``)."""
+    res = run_measured(
+        [sys.executable, "-m", "fms_dgt.run", "--task-paths", str(BENCH_TASK), "--validate", "--no-progress"]
+    )
+    return res.cpu
+
+
+def run(records: int = 10000, repeats: int = 3) -> dict[str, Any]:
+    runs = []
+    with StubProcess(0.0, 0.0) as stub:
+        for _ in range(repeats):
+            stub.reset()
+            res, results = run_cli([stub.url], records)
+            st = stub.stats()
+            stub.reset()
+            bare, _ = run_bare(stub.url, st["served"], "aiohttp")
+            runs.append(
+                {
+                    "cli_cpu": res.cpu,
+                    "cli_wall": res.wall,
+                    "requests": st["served"],
+                    "bare_cpu": bare.cpu,
+                    "overhead_ms": (res.cpu - bare.cpu) / records * 1000,
+                    "cpu_ms": res.cpu / records * 1000,
+                    "rate": records / res.wall,
+                    "gen_rate": st["requests_per_s"],
+                    "max_rss_mb": res.max_rss_mb,
+                }
+            )
+    s = {
+        "records": records,
+        "runs": runs,
+        "overhead_ms": median([r["overhead_ms"] for r in runs]),
+        "cpu_ms": median([r["cpu_ms"] for r in runs]),
+        "rate": median([r["rate"] for r in runs]),
+        "gen_rate": median([r["gen_rate"] for r in runs]),
+        "startup_cpu": startup_cpu(),
+    }
+    s["pass_overhead"] = s["overhead_ms"] <= TARGET_MS
+    s["pass_rate"] = s["rate"] >= TARGET_RATE
+    s["pass"] = s["pass_overhead"] and s["pass_rate"]
+    return s
+
+
+def report(s: dict[str, Any]) -> None:
+    rows = [
+        (
+            f"run {i + 1}",
+            f"CLI {r['cli_cpu']:.2f}s CPU / {r['cli_wall']:.2f}s wall, bare client {r['bare_cpu']:.2f}s CPU "
+            f"({r['requests']} requests) -> overhead {r['overhead_ms']:.3f} ms/record, "
+            f"{r['rate']:.0f} records/s end to end, {r['gen_rate']:.0f} req/s generating",
+        )
+        for i, r in enumerate(s["runs"])
+    ]
+    rows += [
+        (
+            "median overhead",
+            f"{s['overhead_ms']:.3f} ms/record (target <= {TARGET_MS}) {verdict(s['pass_overhead'])}; "
+            f"total CLI CPU {s['cpu_ms']:.3f} ms/record",
+        ),
+        (
+            "median rate",
+            f"{s['rate']:.0f} records/s end to end (target >= {TARGET_RATE:.0f}) {verdict(s['pass_rate'])}; "
+            f"{s['gen_rate']:.0f} req/s while generating",
+        ),
+        ("start-up CPU", f"{s['startup_cpu']:.2f}s (a --validate run; included in the CLI CPU above)"),
+    ]
+    print_table(f"overhead: {s['records']} records against an instant stub", rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__.split("\n")[0])
+    p.add_argument("--records", type=int, default=10000)
+    p.add_argument("--repeats", type=int, default=3)
+    a = p.parse_args(argv)
+    s = run(a.records, a.repeats)
+    report(s)
+    return 0 if s["pass"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

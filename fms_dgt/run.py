@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +176,31 @@ def _run(runtime: Any) -> list[Any] | None:
         return await runtime.run()
 
     try:
-        return asyncio.run(supervised())
+        factory = _loop_factory()
+        if factory is None or sys.version_info < (3, 11):
+            return asyncio.run(supervised())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(supervised())
     except (asyncio.CancelledError, KeyboardInterrupt):
         return None
+
+
+def _loop_factory() -> Callable[[], Any] | None:
+    """uvloop's event loop when it is installed (``DGT_EVENT_LOOP=asyncio`` opts out).
+
+    Why: it costs less CPU per request, and it reads sockets into one reused buffer where
+    asyncio allocates 256 KiB per ``recv`` and shrinks it; over a long run those allocations
+    fragment the C heap and peak RSS creeps up with the number of records (measured in
+    docs/benchmarks.md). Only the runtime's own loop changes; engines that keep private
+    loops (in-process vLLM) create theirs as before.
+    """
+    if os.environ.get("DGT_EVENT_LOOP", "").lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _overrides(args: argparse.Namespace) -> Any:

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from fms_dgt.blocks.base import FilterBlock
+from fms_dgt.blocks.dedup.keyset import KeySet
 
 _PUNCT = re.compile(r"[^\w\s]")
 
@@ -39,17 +40,27 @@ class ExactDedup(FilterBlock):
     ) -> None:
         super().__init__(name, fields=fields, **kwargs)
         self.ignore_punctuation = ignore_punctuation
-        self._seen: set[bytes] = set()
+        # 64-bit hashes in a compact set: ~8 bytes per record, so memory stays flat over long
+        # runs; a collision needs ~4e9 records to become likely
+        self._seen = KeySet()
+        self._last: tuple[Any, int] | None = None  # (record, key) of the last check
 
-    def _key(self, record: Any) -> bytes:
+    def _key(self, record: Any) -> int:
+        last = self._last
+        if last is not None and last[0] is record:  # accept() right after check(): hash once
+            return last[1]
         text = normalise(self.text_of(record), punctuation=self.ignore_punctuation)
-        return hashlib.blake2b(text.encode(), digest_size=12).digest()
+        key = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
+        self._last = (record, key)
+        return key
 
     def check(self, record: Any) -> str | None:
         return "exact duplicate" if self._key(record) in self._seen else None
 
     def accept(self, record: Any) -> None:
         self._seen.add(self._key(record))
+        self._last = None
 
     def reset(self) -> None:
         self._seen.clear()
+        self._last = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -34,32 +35,47 @@ def vllm_engine() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL (``http://127.0.0.1:P``, no ``/v1``) of a real vLLM server on the default
-    model, launched the way the ``vllm-server`` engine launches its replicas."""
+def _vllm_server_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The one ``vllm-server`` engine of the session: two replicas on the default model.
+    Tests reach it through ``vllm_server_engine`` or ``vllm_server`` (never directly), which
+    restart it if a test closed it."""
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vllm is not installed")
-    from fms_dgt.engines.default_model import resolve_default_model
-    from fms_dgt.engines.vllm_engine import prepare_cpu_env
-    from fms_dgt.engines.vllm_server import ServerProcess
+    from fms_dgt.engines.vllm_server import VLLMServerEngine
+
+    engine = VLLMServerEngine(
+        name="test_vllm_server",
+        replicas=2,
+        max_concurrency=32,
+        timeout=300,
+        startup_timeout=VLLM_READY_TIMEOUT,
+        log_dir=str(tmp_path_factory.mktemp("vllm-server-logs")),
+    )
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def vllm_server_engine(_vllm_server_engine: object) -> object:
+    """The session's started ``vllm-server`` engine (servers up, blocking API usable)."""
+    import asyncio
+
     from fms_dgt.errors import FatalEngineError
 
-    try:
-        model = resolve_default_model()
-    except Exception as exc:  # no model available offline
-        pytest.skip(f"default model unavailable: {exc}")
-    server = ServerProcess(
-        model,
-        served_name=model,
-        args=["--enforce-eager", "--max-model-len", "2048"],
-        env=prepare_cpu_env({}),
-        log_dir=tmp_path_factory.mktemp("vllm"),
-    )
-    server.start()
-    try:
-        server.wait_ready(VLLM_READY_TIMEOUT)
-    except FatalEngineError as exc:
-        server.stop()
-        pytest.fail(str(exc))
-    yield server.url
-    server.stop()
+    engine: Any = _vllm_server_engine
+    if not engine._servers:
+        # started on the engine's private loop so tests can use the blocking API
+        loop = engine._private_loop()
+        try:
+            asyncio.run_coroutine_threadsafe(engine.astart(), loop).result(timeout=VLLM_READY_TIMEOUT + 60)
+        except FatalEngineError as exc:
+            pytest.fail(f"could not start the vLLM servers: {exc}")
+    return engine
+
+
+@pytest.fixture
+def vllm_server(vllm_server_engine: Any) -> str:
+    """Base URL (``http://127.0.0.1:P``, no ``/v1``) of a real vLLM server on the default
+    model, serving it as ``HuggingFaceTB/SmolLM2-135M-Instruct``: the first replica of the
+    session's ``vllm-server`` engine (one launcher for tests and runs)."""
+    return str(vllm_server_engine._servers[0].url)

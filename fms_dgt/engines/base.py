@@ -206,6 +206,7 @@ class Engine(ABC):
                 self._loop = loop
                 self._sem = None
                 self._started = False
+                self._start_lock = None  # asyncio primitives belong to the loop that made them
             return loop
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -47,6 +47,8 @@ from fms_dgt.registry import register_engine
 
 log = logging.getLogger("fms_dgt.engines.vllm")
 
+# vLLM structured-output settings behind ``compact_json`` (shared with ``vllm-server``)
+COMPACT_JSON_CONFIG: dict[str, Any] = {"backend": "xgrammar", "disable_any_whitespace": True}
 _RUNTIMES: dict[tuple[str, str], _Runtime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
@@ -92,7 +94,13 @@ class _Runtime:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = AsyncEngineArgs(**self.engine_args)
+        kwargs = dict(self.engine_args)
+        structured = kwargs.get("structured_outputs_config")
+        if isinstance(structured, dict):  # plain data in YAML and in the runtime table's key
+            from vllm.config import StructuredOutputsConfig
+
+            kwargs["structured_outputs_config"] = StructuredOutputsConfig(**structured)
+        args = AsyncEngineArgs(**kwargs)
         self.llm = AsyncLLM.from_engine_args(args)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = int(self.llm.model_config.max_model_len)
@@ -183,7 +191,8 @@ class VLLMEngine(Engine):
         enforce_eager: skip CUDA graphs / compilation; None means True on CPU, False on GPU.
         engine_args: any further ``vllm.AsyncEngineArgs`` fields, passed through unchanged.
         compact_json: forbid free whitespace in JSON-schema output (small models otherwise
-            pad JSON with newlines until ``max_tokens`` runs out).
+            pad JSON with newlines until ``max_tokens`` runs out). Selects vLLM's xgrammar
+            backend; set False to let vLLM pick a backend per schema.
         **kwargs: the base ``Engine`` arguments (``max_concurrency``, ``sampling``, ``cache``...).
     """
 
@@ -229,6 +238,10 @@ class VLLMEngine(Engine):
         }
         if not cpu:
             args["gpu_memory_utilization"] = self.gpu_memory_utilization
+        if self.compact_json:
+            # engine-wide: vLLM's grammar backends ignore the per-request whitespace flag, and
+            # vLLM accepts it only with a named backend (xgrammar is what "auto" picks)
+            args["structured_outputs_config"] = COMPACT_JSON_CONFIG
         args.update(self.extra_engine_args)
         return args
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from typing import Any, ClassVar
 
 from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME, resolve_default_model
 from fms_dgt.engines.openai_engine import OpenAIEngine
-from fms_dgt.engines.vllm_engine import on_cpu, prepare_cpu_env
+from fms_dgt.engines.vllm_engine import COMPACT_JSON_CONFIG, on_cpu, prepare_cpu_env
 from fms_dgt.errors import FatalEngineError
 from fms_dgt.registry import register_engine
 
@@ -153,6 +154,9 @@ class VLLMServerEngine(OpenAIEngine):
         server_args: extra command-line arguments for every server (``["--dtype", "half"]``).
         env: extra environment variables for the servers (``CUDA_VISIBLE_DEVICES``...).
         log_dir: where server logs go (default: a temporary folder, named in the log).
+        compact_json: forbid free whitespace in JSON-schema output (small models otherwise
+            pad JSON with newlines until ``max_tokens`` runs out), as the ``vllm`` engine does.
+            Selects vLLM's xgrammar backend; False lets vLLM pick one per schema.
         **kwargs: the ``openai`` engine's settings (max_concurrency, transport, cache...).
     """
 
@@ -168,6 +172,7 @@ class VLLMServerEngine(OpenAIEngine):
         server_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         log_dir: str | None = None,
+        compact_json: bool = True,
         **kwargs: Any,
     ) -> None:
         if replicas < 1:
@@ -181,6 +186,7 @@ class VLLMServerEngine(OpenAIEngine):
         self.server_args = list(server_args or [])
         self.server_env = dict(env or {})
         self.log_dir = log_dir
+        self.compact_json = compact_json
         self._servers: list[ServerProcess] = []
 
     def describe(self) -> dict[str, Any]:
@@ -198,6 +204,8 @@ class VLLMServerEngine(OpenAIEngine):
         not a pool thread: the kernel's parent-death signal follows the thread that forked,
         and pool threads come and go."""
         args = ["--max-model-len", str(self.max_model_len), *self.server_args]
+        if self.compact_json and not any(a.startswith("--structured-outputs-config") for a in args):
+            args += ["--structured-outputs-config", json.dumps(COMPACT_JSON_CONFIG)]
         env = dict(self.server_env)
         if on_cpu():
             prepare_cpu_env(env)

@@ -177,9 +177,9 @@ def test_second_run_sends_zero_requests_fake(fault_server, tmp_path):
 @pytest.mark.vllm
 def test_second_run_sends_zero_requests_real(fault_server, vllm_server, tmp_path):
     proxy = fault_server(upstream=vllm_server)
-    from fms_dgt.engines.default_model import resolve_default_model
+    from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME
 
-    first, second = _run_twice(proxy.url, resolve_default_model(), tmp_path / "c.sqlite")
+    first, second = _run_twice(proxy.url, DEFAULT_MODEL_NAME, tmp_path / "c.sqlite")
     assert all(r.ok for r in first), [r.error for r in first]
     assert proxy.counts == {"requests": 8, "ok": 8}  # the second run added nothing
     assert [r.texts for r in second] == [r.texts for r in first]

@@ -196,7 +196,7 @@ def test_invalid_structured_output_is_retried_then_recorded(fault_server):
 
 
 # ---- a real vLLM server -----------------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture
 def vllm_url(vllm_server: str) -> str:
     return vllm_server + "/v1"
 

@@ -1,19 +1,32 @@
 """The ``vllm-server`` engine: real vLLM servers started on loopback and driven through the
-OpenAI-compatible API (chat, completions, json_schema, concurrency, replicas, cleanup)."""
+OpenAI-compatible API (chat, completions, json_schema, concurrency over two replicas), a
+clear error when a server cannot start, and no server outliving the run: not after close,
+not after Ctrl-C on the CLI, not after the parent process is killed.
+
+The two-replica engine is the session's (tests/conftest.py), shared with the openai engine
+tests, so the servers start once per test session."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import jsonschema
+import psutil
 import pytest
 
 from fms_dgt.engines.types import Constraint, LMRequest, SamplingParams
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
+REPO = Path(__file__).resolve().parents[2]
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 SCHEMA = {
     "type": "object",
     "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
@@ -21,42 +34,57 @@ SCHEMA = {
 }
 
 
-def _alive(pid: int) -> bool:
+def _gone(pid: int) -> bool:
+    """Dead or a zombie nobody reaped yet (an orphan's reaper may be slow in containers)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
-@pytest.fixture(scope="module")
-def server_engine(tmp_path_factory):
-    from fms_dgt.engines.vllm_server import VLLMServerEngine
-
-    engine = VLLMServerEngine(
-        name="srv",
-        replicas=2,
-        max_model_len=1024,
-        max_concurrency=32,
-        log_dir=str(tmp_path_factory.mktemp("srvlogs")),
-        startup_timeout=400,
-    )
-    loop = engine._private_loop()
-    asyncio.run_coroutine_threadsafe(engine.astart(), loop).result(timeout=600)
-    yield engine
-    engine.close()
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if not _gone(p)]
+        if not alive:
+            return []
+        time.sleep(0.2)
+    return [p for p in pids if not _gone(p)]
 
 
-def test_chat_completions_and_json_schema(server_engine) -> None:
-    chat = server_engine.chat([{"role": "user", "content": "Say hi."}], max_tokens=8, temperature=0.0)
+def _server_children(pid: int, timeout: float) -> list[int]:
+    """Pids of vLLM servers started (directly or not) by process ``pid``, waiting for one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = []
+        for child in psutil.Process(pid).children(recursive=True):
+            try:
+                if SERVER_MODULE in " ".join(child.cmdline()):
+                    found.append(child.pid)
+            except psutil.NoSuchProcess:
+                continue
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"no vLLM server was started within {timeout:g}s")
+
+
+def _subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def test_chat_completions_and_json_schema(vllm_server_engine) -> None:
+    engine = vllm_server_engine
+    chat = engine.chat([{"role": "user", "content": "Say hi."}], max_tokens=8, temperature=0.0)
     assert chat.ok, chat.error
     assert chat.text.strip() and chat.prompt_tokens > 0
-    completion = server_engine.generate(
-        LMRequest(prompt="The sky is", params=SamplingParams(max_tokens=6, temperature=0.0))
+    assert chat.model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    completion = engine.generate(
+        LMRequest(prompt="The capital of France is", params=SamplingParams(max_tokens=6, temperature=0.0))
     )
     assert completion.ok, completion.error
-    assert completion.text
-    structured = server_engine.generate(
+    assert "Paris" in completion.text
+    structured = engine.generate(
         LMRequest(
             messages=[{"role": "user", "content": "A person as JSON with name and age."}],
             params=SamplingParams(max_tokens=64, temperature=0.0),
@@ -64,42 +92,88 @@ def test_chat_completions_and_json_schema(server_engine) -> None:
         )
     )
     assert structured.ok, structured.error
-    jsonschema.validate(json.loads(structured.text), SCHEMA)
+    person = json.loads(structured.text)
+    jsonschema.validate(person, SCHEMA)
+    assert structured.parsed == [person]
+    assert "\n" not in structured.text  # compact_json reaches the server
 
 
-def test_32_concurrent_requests_spread_over_replicas(server_engine) -> None:
+def test_32_concurrent_requests_spread_over_replicas(vllm_server_engine) -> None:
+    engine = vllm_server_engine
+    before = list(engine._replicas.served)
     requests = [LMRequest(prompt=f"Number {i} is", params=SamplingParams(max_tokens=4)) for i in range(32)]
-    results = server_engine.generate_batch(requests)
+    results = engine.generate_batch(requests)
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
-    served = server_engine._replicas.served
-    assert len(served) == 2 and min(served) >= 8, served
-
-
-def test_servers_stop_on_close(tmp_path) -> None:
-    from fms_dgt.engines.vllm_server import VLLMServerEngine
-
-    engine = VLLMServerEngine(name="short", max_model_len=512, log_dir=str(tmp_path), startup_timeout=400)
-    assert engine.chat([{"role": "user", "content": "Hi"}], max_tokens=2).ok
-    pids = [s.proc.pid for s in engine._servers]
-    engine.close()
-    assert pids and not any(_alive(p) for p in pids)
+    served = [after - b for after, b in zip(engine._replicas.served, before)]
+    assert len(served) == 2 and sum(served) == 32 and min(served) >= 8, served
 
 
 def test_startup_failure_reports_log_tail(tmp_path) -> None:
     from fms_dgt.engines.vllm_server import VLLMServerEngine
-
-    engine = VLLMServerEngine(
-        model=str(tmp_path / "no-such-model"),
-        name="bad",
-        log_dir=str(tmp_path),
-        startup_timeout=120,
-        max_retries=0,
-    )
     from fms_dgt.errors import FatalEngineError
 
+    engine = VLLMServerEngine(
+        model=str(tmp_path / "no-such-model"), name="bad", log_dir=str(tmp_path), startup_timeout=120
+    )
+    started = time.monotonic()
     # a server that cannot start is a fatal problem of the run, not a per-request failure
     with pytest.raises(FatalEngineError, match="vLLM server exited") as info:
         engine.chat([{"role": "user", "content": "Hi"}], max_tokens=2)
     engine.close()
-    assert "last lines of" in str(info.value) and "no-such-model" in str(info.value)
+    assert time.monotonic() - started < 100  # noticed when the server exits, not at the timeout
+    message = str(info.value)
+    assert "last lines of" in message and "no-such-model" in message
     assert not engine._servers
+
+
+def test_killed_parent_takes_its_servers_along(tmp_path) -> None:
+    """SIGKILL leaves no chance for cleanup code: the kernel's parent-death signal must stop
+    the server (here while it is still starting, the longest window of a run)."""
+    script = textwrap.dedent(
+        f"""
+        from fms_dgt.engines.vllm_server import VLLMServerEngine
+
+        if __name__ == "__main__":
+            engine = VLLMServerEngine(log_dir={str(tmp_path)!r}, startup_timeout=600)
+            engine.chat([{{"role": "user", "content": "Hi"}}], max_tokens=2)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], env=_subprocess_env(), cwd=tmp_path)
+    try:
+        servers = _server_children(parent.pid, timeout=120)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert _wait_gone(servers, timeout=30) == [], "vLLM server outlived its killed parent"
+
+
+def test_ctrl_c_on_the_cli_stops_the_servers(tmp_path) -> None:
+    cmd = [sys.executable, "-m", "fms_dgt.run", "--no-progress"]
+    cmd += ["--task-paths", "tasks/core/simple/logical_reasoning/causal", "--output-dir", str(tmp_path)]
+    cmd += ["--engine", "vllm-server"]
+    cli = subprocess.Popen(
+        cmd, env=_subprocess_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        servers = _server_children(cli.pid, timeout=120)
+        cli.send_signal(signal.SIGINT)
+        _, err = cli.communicate(timeout=90)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 130, err[-2000:]
+    assert _wait_gone(servers, timeout=30) == [], "vLLM server outlived the interrupted run"
+
+
+def test_close_stops_servers_and_their_engine_processes(vllm_server_engine) -> None:
+    """Last in this file on purpose: it closes the session's engine (a later test asking for
+    it gets fresh servers)."""
+    engine = vllm_server_engine
+    pids = []
+    for server in engine._servers:
+        pids.append(server.proc.pid)
+        pids += [p.pid for p in psutil.Process(server.proc.pid).children(recursive=True)]
+    assert len(pids) >= 4, "each replica should run an API server and an engine-core process"
+    engine.close()
+    assert not engine._servers
+    assert _wait_gone(pids, timeout=10) == []

@@ -1,4 +1,4 @@
-"""``bench_prompts``: call i sends fixed prompt i (seeded), so the framework and a direct
+"""``bench_prompts``: call i sends fixed prompt i (greedy), so the framework and a direct
 vLLM loop (``bench/vllm_inprocess.py``) generate the same tokens and can be compared.
 
 Each record carries when its request was sent and answered (after the model finished
@@ -54,7 +54,7 @@ class BenchPromptsBuilder(GenerationDataBuilder):
             self._warm = asyncio.ensure_future(self._warm_up())
         await asyncio.shield(self._warm)
         prompt = PROMPTS[request_idx % len(PROMPTS)]
-        params = SamplingParams(max_tokens=MAX_TOKENS, temperature=TEMPERATURE, seed=request_idx)
+        params = SamplingParams(max_tokens=MAX_TOKENS, temperature=TEMPERATURE)
         sent = time.time()
         result = await self.llm1.agenerate(
             LMRequest(messages=[{"role": "user", "content": prompt}], params=params)

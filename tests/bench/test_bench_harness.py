@@ -1,0 +1,110 @@
+"""The benchmark harness works: the stub server answers like an OpenAI server with the
+shape the simple builder expects and keeps honest stats, and a tiny bench run completes
+through the real CLI. No timing is asserted (the figures live in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import urllib.request
+from typing import Any
+
+import pytest
+
+from bench.harness import StubProcess, run_cli
+from bench.stub_server import LatencySampler
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+    "required": ["question", "answer"],
+}
+
+
+def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="module")
+def stub() -> Any:
+    with StubProcess(latency_mean=0.01, latency_sigma=0.5) as server:
+        yield server
+
+
+def test_chat_answers_are_unique_json_pairs_with_usage(stub: StubProcess) -> None:
+    stub.reset()
+    body = {
+        "model": "stub",
+        "messages": [{"role": "user", "content": "make a pair"}],
+        "n": 3,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "pair", "schema": SCHEMA}},
+    }
+    seen = set()
+    for _ in range(5):
+        data = post(stub.url + "/chat/completions", body)
+        assert data["object"] == "chat.completion" and len(data["choices"]) == 3
+        assert data["usage"]["completion_tokens"] > 0
+        for choice in data["choices"]:
+            pair = json.loads(choice["message"]["content"])
+            assert pair["question"].endswith("?")
+            words = len(pair["question"].split()) + len(pair["answer"].split())
+            assert 20 <= words <= 60
+            seen.add(pair["question"])
+    assert len(seen) == 15
+    stats = stub.stats()
+    assert stats["served"] == 5 and stats["max_inflight"] == 1 and stats["span"] > 0
+    assert stats["mean_latency"] > 0
+
+
+def test_completions_plain_text_and_models(stub: StubProcess) -> None:
+    data = post(stub.url + "/completions", {"model": "stub", "prompt": "Once"})
+    text = data["choices"][0]["text"]
+    assert data["object"] == "text_completion" and 20 <= len(text.split()) <= 60
+    with urllib.request.urlopen(stub.url + "/models", timeout=10) as resp:
+        assert json.loads(resp.read())["data"][0]["id"] == "stub"
+
+
+def test_stratified_latencies_have_the_stated_mean() -> None:
+    sampler = LatencySampler(0.5, 0.8)
+    draws = [sampler.draw() for _ in range(1000)]
+    assert statistics.mean(draws) == pytest.approx(0.5, rel=0.02)
+    median = statistics.median(draws)  # log-normal: median = mean * exp(-sigma^2 / 2)
+    assert median == pytest.approx(0.5 * math.exp(-0.32), rel=0.05)
+    assert LatencySampler(0.0, 0.8).draw() == 0.0
+
+
+def test_tiny_bench_run_through_the_cli(stub: StubProcess) -> None:
+    stub.reset()
+    res, results = run_cli([stub.url], 50, max_concurrency=8)
+    assert results["status"] == "complete" and results["final_lines"] == 50
+    assert results["counts"]["failed"] == 0
+    stats = stub.stats()
+    assert stats["served"] >= 50 and 1 < stats["max_inflight"] <= 8
+    assert res.cpu > 0 and res.max_rss_mb > 0
+
+
+def test_bench_tasks_validate() -> None:
+    import subprocess
+    import sys
+
+    from bench.harness import BENCH_TASK, REPO, _env
+
+    for task, extra in (
+        (BENCH_TASK, []),
+        (REPO / "bench/tasks/bench_vllm/task.yaml", ["--builder-paths", str(REPO / "bench/builders")]),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "fms_dgt.run", "--task-paths", str(task), *extra, "--validate"],
+            cwd=REPO,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "1 task(s) valid" in out.stdout

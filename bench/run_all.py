@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import memory, overhead, scale, startup, utilization, vllm_inprocess
+from bench.harness import dedup_blocks
 
 Step = tuple[str, Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], None], Callable[[dict], str]]
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"python {platform.python_version()}"
     )
+    print(f"dedup on the bench task: {dedup_blocks()}")
     results: dict[str, Any] = {}
     summary = []
     for name, run, report, line in STEPS:

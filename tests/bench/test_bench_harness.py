@@ -92,7 +92,7 @@ def test_bench_tasks_validate() -> None:
     import subprocess
     import sys
 
-    from bench.harness import BENCH_TASK, REPO, _env
+    from bench.harness import BENCH_TASK, REPO, child_env
 
     for task, extra in (
         (BENCH_TASK, []),
@@ -101,10 +101,22 @@ def test_bench_tasks_validate() -> None:
         out = subprocess.run(
             [sys.executable, "-m", "fms_dgt.run", "--task-paths", str(task), *extra, "--validate"],
             cwd=REPO,
-            env=_env(),
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert out.returncode == 0, out.stderr
         assert "1 task(s) valid" in out.stdout
+
+
+def test_near_dedup_is_added_when_a_minhash_block_exists(monkeypatch: Any, tmp_path: Any) -> None:
+    import fms_dgt.blocks
+    from bench import harness
+
+    assert harness.near_dedup_override(tmp_path) is None or "minhash_dedup" in fms_dgt.blocks.BUILTIN_BLOCKS
+    monkeypatch.setitem(fms_dgt.blocks.BUILTIN_BLOCKS, "minhash_dedup", "x:Y")
+    path = harness.near_dedup_override(tmp_path)
+    if path is not None:  # None when the simple builder already runs minhash itself
+        assert "type: minhash_dedup" in path.read_text()
+    assert "minhash_dedup" in harness.dedup_blocks()

@@ -16,11 +16,31 @@ from .task import InstructData, SimpleTask
 _TEMPLATE_SOURCE = (Path(__file__).parent / "prompts" / "generate.j2").read_text()
 _TEMPLATE = jinja2.Template(_TEMPLATE_SOURCE)
 TEMPLATE_HASH = hashlib.sha1(_TEMPLATE_SOURCE.encode()).hexdigest()[:12]
+
+
+def _words(min_words: int, char: str) -> str:
+    """A capitalised run of at least ``min_words`` space-separated words of ``char`` (which
+    must exclude the space, so a string splits one way only: Python's regex engine checks
+    every record against this and must not backtrack exponentially on a near miss). Spelled
+    out word by word: xgrammar fails to compile bounded repeats like ``{15,300}``."""
+    return f"[A-Z]{char}*{f'[ ]{char}*' * (min_words - 1)}([ ]{char}*)*"
+
+
+# no quotes, backslashes, newlines (nothing to escape); no "?" inside a question and no ":"
+# (small models copy the prompt's "Question:" label into the question)
+_Q_CHAR = r'[^ "\\?:\n]'
+_A_CHAR = r'[^ "\\?.!\n]'  # nothing to escape and no sentence end inside a sentence
+_LONG, _SHORT = f"{_words(3, _A_CHAR)}[.!]", f"{_words(1, _A_CHAR)}[.!]"  # sentences
+# The patterns steer constrained decoding toward what the builder's filters accept: a
+# question of five words or more ending at its first "?", and an answer of one or two
+# sentences, one of them three words or more ("No. Both are caused by heat."). So a small
+# model neither echoes headings nor rambles until max_tokens cuts the JSON off. Lengths live
+# in the patterns because xgrammar rejects a pattern together with minLength on one string.
 PAIR_SCHEMA = {
     "type": "object",
     "properties": {
-        "question": {"type": "string", "minLength": 5},
-        "answer": {"type": "string", "minLength": 1},
+        "question": {"type": "string", "pattern": f"^{_words(5, _Q_CHAR)}\\?$"},
+        "answer": {"type": "string", "pattern": f"^({_LONG}( {_SHORT})?|{_SHORT} {_LONG})$"},
     },
     "required": ["question", "answer"],
 }

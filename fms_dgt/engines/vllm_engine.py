@@ -334,6 +334,11 @@ class VLLMEngine(Engine):
         outputs = sorted(out.outputs, key=lambda o: o.index)
         if any(o.finish_reason == "abort" for o in outputs):
             raise RetryableEngineError("vLLM aborted the request")
+        if any(o.finish_reason == "error" for o in outputs):
+            # deterministic (typically a constraint the grammar backend cannot compile):
+            # retrying sends the same request into the same error
+            hint = " (vLLM could not use the constraint; its log says why)" if request.constraint else ""
+            raise FatalEngineError(f"vLLM ended the request with an error{hint}")
         return LMResult(
             texts=[o.text for o in outputs],
             finish_reasons=[o.finish_reason for o in outputs],

@@ -9,6 +9,7 @@ Everything the framework raises on purpose derives from ``DGTError``::
      ├── EngineError              one LLM request attempt failed
      │    ├── RetryableEngineError     worth another attempt (timeouts, 429, 5xx, bad body)
      │    └── FatalEngineError         cannot succeed by retrying (400, 401, 404)
+     │         └── EngineStartError        the engine itself cannot start: its tasks stop
      ├── DatastoreError           reading or writing records failed
      ├── TaskLockedError          another process is running the same task
      └── StalledError             a task stopped making progress
@@ -105,6 +106,12 @@ class RetryableEngineError(EngineError):
 
 class FatalEngineError(EngineError):
     """A failure that retrying cannot fix (bad request, auth, unknown model)."""
+
+
+class EngineStartError(FatalEngineError):
+    """The engine could not start (model failed to load, server never became ready). Unlike
+    a failed request this stops every task using the engine: no request can succeed, and
+    trying again per builder call would relaunch a broken model once per call."""
 
 
 class DatastoreError(DGTError):

@@ -16,6 +16,7 @@ from typing import Any
 
 from fms_dgt.builders.base import DataBuilder
 from fms_dgt.engines.base import use_sink
+from fms_dgt.errors import ConfigError, EngineStartError
 from fms_dgt.ledger import TaskLedger
 
 log = logging.getLogger("fms_dgt.run")
@@ -37,8 +38,8 @@ async def call_builder(
                 ctx = contextvars.copy_context()
                 loop = asyncio.get_running_loop()
                 outputs = await loop.run_in_executor(executor, ctx.run, builder, request_idx, inputs)
-    except asyncio.CancelledError:
-        raise
+    except (asyncio.CancelledError, EngineStartError, ConfigError):
+        raise  # no later call can do better: the task stops with this message
     except Exception as exc:  # a bug or an unexpected failure in user code: record, keep going
         if ledger.failed_count == 0 or not getattr(ledger, "_builder_error_logged", False):
             log.error(
@@ -75,8 +76,17 @@ class CallPool:
         if not self.inflight:
             return
         done, self.inflight = await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+        error: BaseException | None = None
         for task in done:
-            on_done(task.result())
+            # every finished task is looked at, so a task-stopping error that several calls
+            # hit at once is raised once, not logged again as "exception never retrieved"
+            exc = task.exception()
+            if exc is not None:
+                error = error or exc
+            elif error is None:
+                on_done(task.result())
+        if error is not None:
+            raise error
 
     async def cancel_all(self) -> None:
         for task in self.inflight:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Protocol
 
 from fms_dgt.engines.structured import check_structured
 from fms_dgt.engines.types import Constraint, EngineStats, LMRequest, LMResult, SamplingParams
-from fms_dgt.errors import EngineError, FatalEngineError, RetryableEngineError
+from fms_dgt.errors import ConfigError, EngineError, EngineStartError, FatalEngineError, RetryableEngineError
 
 log = logging.getLogger("fms_dgt.engines")
 
@@ -108,6 +108,7 @@ class Engine(ABC):
         self._own_loop: _LoopThread | None = None
         self._started = False
         self._start_lock: asyncio.Lock | None = None
+        self._start_error: EngineStartError | ConfigError | None = None
         self._bind_lock = threading.Lock()
 
     # ---- to implement -------------------------------------------------------------
@@ -169,6 +170,7 @@ class Engine(ABC):
         await self._ensure_started()
 
     async def aclose(self) -> None:
+        self._start_error = None  # closing and starting again is an explicit retry
         if self._started:
             self._started = False
             await self._close()
@@ -223,8 +225,20 @@ class Engine(ABC):
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
+            if self._start_error is not None:
+                raise self._start_error
             if not self._started:
-                await self._start()
+                try:
+                    await self._start()
+                except ConfigError as exc:  # e.g. vLLM not installed: the message has the fix
+                    self._start_error = exc
+                    raise
+                except Exception as exc:
+                    # remembered: callers waiting on the lock fail now instead of each
+                    # relaunching a model or server that cannot start
+                    detail = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+                    self._start_error = EngineStartError(f"engine '{self.name}' could not start: {detail}")
+                    raise self._start_error from exc
                 if self._cache_setting and self._cache is None:
                     from fms_dgt.engines.cache import ResponseCache
 

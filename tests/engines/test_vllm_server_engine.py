@@ -126,6 +126,22 @@ def test_startup_failure_reports_log_tail(tmp_path) -> None:
     assert not engine._servers
 
 
+def test_cli_run_with_a_server_that_cannot_start_fails_fast(tmp_path) -> None:
+    """Every builder call in flight waits on the one start; it fails once and the task stops
+    with the server's log tail, rather than each call relaunching the server."""
+    cmd = [sys.executable, "-m", "fms_dgt.run", "--no-progress"]
+    cmd += ["--task-paths", "tasks/core/simple/logical_reasoning/causal", "--output-dir", str(tmp_path)]
+    cmd += ["--engine", "vllm-server", "--model", str(tmp_path / "no-such-model")]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, env=_subprocess_env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert time.monotonic() - started < 120
+    assert "could not start: vLLM server exited" in proc.stderr and "no-such-model" in proc.stderr
+    assert proc.stderr.count("could not start") == 1, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "logical_reasoning_causal" / "task_results.json").read_text())
+    assert results["status"] == "failed"
+
+
 def test_killed_parent_takes_its_servers_along(tmp_path) -> None:
     """SIGKILL leaves no chance for cleanup code: the kernel's parent-death signal must stop
     the server (here while it is still starting, the longest window of a run)."""

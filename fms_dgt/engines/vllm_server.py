@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
 
-from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME, resolve_default_model
+from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME, check_model_ref, resolve_model
 from fms_dgt.engines.openai_engine import OpenAIEngine
 from fms_dgt.engines.vllm_engine import COMPACT_JSON_CONFIG, on_cpu, prepare_cpu_env
 from fms_dgt.errors import FatalEngineError
@@ -179,6 +179,7 @@ class VLLMServerEngine(OpenAIEngine):
             raise ValueError("replicas must be >= 1")
         kwargs.pop("base_url", None)
         super().__init__(model or DEFAULT_MODEL_NAME, base_url="http://127.0.0.1:0/v1", **kwargs)
+        check_model_ref(model)
         self._model_ref = model
         self.replicas = replicas
         self.max_model_len = max_model_len
@@ -193,11 +194,6 @@ class VLLMServerEngine(OpenAIEngine):
         info = super().describe()
         info.update(replicas=self.replicas, base_url=None)
         return info
-
-    def _resolve_model(self) -> str:
-        if self._model_ref is None or self._model_ref == DEFAULT_MODEL_NAME:
-            return resolve_default_model()
-        return self._model_ref
 
     def _spawn(self, model_path: str) -> list[ServerProcess]:
         """Start the server processes (not waiting). Runs on the engine's own loop thread,
@@ -226,7 +222,7 @@ class VLLMServerEngine(OpenAIEngine):
 
     async def _start(self) -> None:
         if not self._servers:
-            model_ready = await asyncio.to_thread(self._resolve_model)
+            model_ready = await asyncio.to_thread(resolve_model, self._model_ref)
             servers = self._spawn(model_ready)
             try:
                 await asyncio.gather(

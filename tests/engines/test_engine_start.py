@@ -11,7 +11,7 @@ import pytest
 
 from fms_dgt.engines.base import Engine
 from fms_dgt.engines.types import LMRequest, LMResult
-from fms_dgt.errors import EngineStartError, FatalEngineError, MissingDependencyError
+from fms_dgt.errors import ConfigError, EngineStartError, FatalEngineError, MissingDependencyError
 from fms_dgt.factory import Overrides
 from fms_dgt.runtime import Runtime
 from tests.core.helpers import FIXTURE_BUILDERS, write_task
@@ -89,3 +89,14 @@ def test_task_stops_with_the_reason_when_its_engine_cannot_start(tmp_path, build
     assert "could not start" in outcome.message and "weights file is truncated" in outcome.message
     assert STARTS[name] == 1
     assert outcome.results["status"] == "failed"
+
+
+@pytest.mark.parametrize("kind", ["vllm", "vllm-server"])
+def test_missing_local_model_is_a_config_error_before_anything_starts(kind: str, tmp_path) -> None:
+    from fms_dgt.registry import engines
+
+    cls = engines.get(kind)
+    with pytest.raises(ConfigError, match="does not exist") as info:
+        cls(model=str(tmp_path / "missing-model"))
+    assert info.value.field == "model"
+    cls(model="some-org/some-hub-model")  # not a path: left for vLLM to find on the hub

@@ -2,7 +2,7 @@
 
 Each script also runs alone (``python -m bench.utilization`` ...). ``--quick`` shrinks runs
 to a smoke test (minutes, figures indicative only); ``--skip vllm`` leaves out the in-process
-vLLM comparison (it loads the model six times); ``--json FILE`` saves every figure.
+vLLM comparison (it loads the model once but takes minutes on CPU); ``--json FILE`` saves every figure.
 Exit status 1 if any target is missed.
 """
 
@@ -53,7 +53,7 @@ STEPS: list[Step] = [
     ),
     (
         "vllm",
-        lambda q: vllm_inprocess.run(repeats=1 if q else 3),
+        lambda q: vllm_inprocess.run(rounds=1 if q else 5),
         vllm_inprocess.report,
         lambda s: f"framework/direct tokens/s {s['ratio']:.3f} (>= 0.95)",
     ),

@@ -20,7 +20,8 @@ What it does:
   ``usage`` reports tokens (words stand in for tokens).
 * ``GET /stats``: requests served, first request / last response wall-clock times and their
   span, mean (time-weighted) and maximum requests in flight, requests abandoned by the
-  client, mean latency actually served. ``POST /stats/reset`` zeroes them.
+  client, mean latency actually served. ``POST /stats/reset`` zeroes them and restarts the
+  latency sequence (runs after a reset see the same latencies).
 * ``GET /v1/models`` lists the model ``stub``.
 
 Run: ``python -m bench.stub_server --port 0 --latency-mean 0.5 --latency-sigma 0.8``; it
@@ -66,6 +67,7 @@ class LatencySampler:
         self.mean = mean
         self.sigma = sigma
         self.stratified = stratified
+        self.seed = seed
         self.mu = math.log(mean) - sigma * sigma / 2 if mean > 0 else 0.0
         self._rng = random.Random(seed)
         self._normal = statistics.NormalDist()
@@ -292,9 +294,13 @@ class StubServer:
         self._ids = 0
 
     def reset(self) -> None:
+        """Zero the stats and restart the latency sequence, so every measured run after a
+        reset sees the same latencies (answers keep counting, so they stay unique)."""
         inflight = self.stats.inflight
         self.stats = Stats()
         self.stats.inflight = inflight
+        s = self.sampler
+        self.sampler = LatencySampler(s.mean, s.sigma, stratified=s.stratified, seed=s.seed)
 
     def completion(self, request: dict[str, Any], *, chat: bool) -> bytes:
         n = int(request.get("n") or 1)

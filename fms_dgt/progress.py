@@ -1,15 +1,21 @@
 """Progress display: a tqdm bar per task on a terminal, periodic log lines otherwise, with
-request and token rates from the engines."""
+request and token rates from the engines.
+
+Rates are measured over the last ``RATE_WINDOW_SECONDS`` (not since the task started), so
+they show current throughput: model loading and server start-up at the beginning of a run
+do not drag them towards zero for minutes."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections import deque
 from typing import Any
 
 log = logging.getLogger("fms_dgt.progress")
 LOG_EVERY_SECONDS = 10.0
+RATE_WINDOW_SECONDS = 30.0
 
 
 class Progress:
@@ -27,6 +33,8 @@ class Progress:
             "n0": initial,
             "last_log": time.monotonic(),
             "unit": unit,
+            # (time, records, requests, completion tokens) samples for windowed rates
+            "window": deque([(time.monotonic(), initial, None, None)]),
         }
         if self.enabled and self.use_bars:
             from tqdm import tqdm
@@ -70,17 +78,33 @@ class Progress:
 
     @staticmethod
     def _rates(st: dict[str, Any], ledger: Any, now: float) -> str:
-        elapsed = max(now - st["t0"], 1e-6)
-        parts = [f"{(st['n'] - st['n0']) / elapsed:.1f} {st['unit']}/s"]
+        reqs = toks = None
         if ledger is not None:
             stats = ledger.engine_stats.values()
             reqs = sum(s.requests for s in stats)
             toks = sum(s.completion_tokens for s in stats)
-            parts.append(f"{reqs / elapsed:.1f} req/s")
-            parts.append(f"{toks / elapsed:.0f} tok/s")
+        window: deque[tuple[float, int, int | None, int | None]] = st["window"]
+        window.append((now, st["n"], reqs, toks))
+        while len(window) > 2 and now - window[1][0] >= RATE_WINDOW_SECONDS:
+            window.popleft()
+        t0, n0, reqs0, toks0 = window[0]
+        elapsed = max(now - t0, 1e-6)
+        parts = [f"{_fmt((st['n'] - n0) / elapsed)} {st['unit']}/s"]
+        if reqs is not None:
+            parts.append(f"{_fmt((reqs - (reqs0 or 0)) / elapsed)} req/s")
+            parts.append(f"{_fmt((toks - (toks0 or 0)) / elapsed)} tok/s")  # type: ignore[operator]
         return ", ".join(parts)
 
     def close(self) -> None:
         for bar in self._bars.values():
             bar.close()
         self._bars.clear()
+
+
+def _fmt(rate: float) -> str:
+    """Two significant digits at most (a CPU run makes 0.05 req/s; "0.0" would read as stuck)."""
+    if rate >= 100:
+        return f"{rate:.0f}"
+    if rate >= 10:
+        return f"{rate:.1f}".rstrip("0").rstrip(".")
+    return f"{rate:.2g}"

@@ -60,6 +60,31 @@ def test_progress_log_lines_show_rates_without_a_terminal(monkeypatch, caplog) -
     assert "records/s" in line and "req/s" in line and "tok/s" in line
 
 
+def test_rates_cover_the_recent_window_not_the_start_up(monkeypatch, caplog) -> None:
+    """A model that takes 100 s to load must not make the rates read ~0 for the whole run."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(progress_module, "LOG_EVERY_SECONDS", 0.0)
+    progress = Progress(use_bars=False)
+    progress.start("t1", total=100)
+    stats = EngineStats()
+    ledger = SimpleNamespace(engine_stats={"llm1": stats})
+    with caplog.at_level(logging.INFO, logger="fms_dgt.progress"):
+        for second in range(100, 161, 10):  # loading until t=100, then 1 request/s, 100 tok/s
+            clock["now"] = 1000.0 + second
+            stats.requests, stats.completion_tokens = second - 100, (second - 100) * 100
+            progress.advance("t1", 1, ledger)
+    assert caplog.messages[-1].endswith("(0.1 records/s, 1 req/s, 100 tok/s)"), caplog.messages[-1]
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [(0.0, "0"), (0.04567, "0.046"), (1.25, "1.2"), (12.34, "12.3"), (12.0, "12"), (512.4, "512")],
+)
+def test_rates_keep_two_significant_digits(rate: float, text: str) -> None:
+    assert progress_module._fmt(rate) == text
+
+
 @pytest.mark.parametrize("use_bars", [True, False])
 def test_disabled_progress_prints_nothing(use_bars, capsys, caplog) -> None:
     progress = Progress(enabled=False, use_bars=use_bars)

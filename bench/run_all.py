@@ -29,7 +29,9 @@ STEPS: list[Step] = [
     ),
     (
         "overhead",
-        lambda q: overhead.run(records=2000 if q else 10000, repeats=1 if q else 3),
+        lambda q: overhead.run(
+            records=2000 if q else 10000, repeats=1 if q else 3, openai_requests=500 if q else 2000
+        ),
         overhead.report,
         lambda s: f"{s['overhead_ms']:.3f} ms/record (<= 1); {s['rate']:.0f} records/s (>= 1000)",
     ),

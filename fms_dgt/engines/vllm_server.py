@@ -38,6 +38,7 @@ log = logging.getLogger("fms_dgt.engines.vllm_server")
 _LIVE: set[ServerProcess] = set()
 _LIVE_LOCK = threading.Lock()
 LOG_TAIL_CHARS = 3000
+PORT_ATTEMPTS = 3
 
 
 def free_port() -> int:
@@ -195,10 +196,9 @@ class VLLMServerEngine(OpenAIEngine):
         info.update(replicas=self.replicas, base_url=None)
         return info
 
-    def _spawn(self, model_path: str) -> list[ServerProcess]:
-        """Start the server processes (not waiting). Runs on the engine's own loop thread,
-        not a pool thread: the kernel's parent-death signal follows the thread that forked,
-        and pool threads come and go."""
+    def _server_config(self) -> tuple[list[str], dict[str, str]]:
+        """Arguments and environment every replica gets. Detecting a GPU imports torch, so
+        this runs in a worker thread."""
         args = ["--max-model-len", str(self.max_model_len), *self.server_args]
         if self.compact_json and not any(a.startswith("--structured-outputs-config") for a in args):
             args += ["--structured-outputs-config", json.dumps(COMPACT_JSON_CONFIG)]
@@ -207,32 +207,56 @@ class VLLMServerEngine(OpenAIEngine):
             prepare_cpu_env(env)
             if "--enforce-eager" not in args:
                 args.append("--enforce-eager")
-        servers = [
-            ServerProcess(model_path, served_name=self.model, args=args, env=env, log_dir=self.log_dir)
-            for _ in range(self.replicas)
-        ]
-        try:
-            for server in servers:
-                server.start()
-        except BaseException:
-            for server in servers:
-                server.stop()
-            raise
-        return servers
+        return args, env
+
+    async def _launch(
+        self, model_path: str, args: list[str], env: dict[str, str], started: list[ServerProcess]
+    ) -> ServerProcess:
+        """One replica, ready. The port is chosen before the server binds it, so another
+        process can take it in between: then the replica is relaunched on a fresh port.
+
+        The process is started here, on the engine's loop thread, not in a pool thread: the
+        kernel's parent-death signal follows the thread that forked, and pool threads come
+        and go."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            server = ServerProcess(
+                model_path, served_name=self.model, args=args, env=env, log_dir=self.log_dir
+            )
+            server.start()
+            started.append(server)
+            try:
+                await asyncio.to_thread(server.wait_ready, self.startup_timeout)
+                return server
+            except FatalEngineError:
+                if attempt == PORT_ATTEMPTS or "Address already in use" not in server.log_tail():
+                    raise
+                log.warning(
+                    "%s: port %d was taken before the server bound it; retrying", self.name, server.port
+                )
+        raise AssertionError("unreachable")
 
     async def _start(self) -> None:
         if not self._servers:
-            model_ready = await asyncio.to_thread(resolve_model, self._model_ref)
-            servers = self._spawn(model_ready)
+            model_path = await asyncio.to_thread(resolve_model, self._model_ref)
+            args, env = await asyncio.to_thread(self._server_config)
+            started: list[ServerProcess] = []
+            launches = [
+                asyncio.ensure_future(self._launch(model_path, args, env, started))
+                for _ in range(self.replicas)
+            ]
             try:
-                await asyncio.gather(
-                    *(asyncio.to_thread(s.wait_ready, self.startup_timeout) for s in servers)
-                )
+                # the first replica that fails ends the start: no waiting for the others
+                done, pending = await asyncio.wait(launches, return_when=asyncio.FIRST_EXCEPTION)
+                for launch in done:
+                    launch.result()
             except BaseException:
-                for server in servers:
+                for launch in launches:
+                    launch.cancel()
+                await asyncio.gather(*launches, return_exceptions=True)
+                for server in started:
                     await asyncio.to_thread(server.stop)
                 raise
-            self._servers = servers
+            self._servers = [launch.result() for launch in launches]
         self.base_urls = [s.url + "/v1" for s in self._servers]
         self.base_url = self.base_urls[0]
         await super()._start()

@@ -100,3 +100,54 @@ def test_missing_local_model_is_a_config_error_before_anything_starts(kind: str,
         cls(model=str(tmp_path / "missing-model"))
     assert info.value.field == "model"
     cls(model="some-org/some-hub-model")  # not a path: left for vLLM to find on the hub
+
+
+# a stand-in for vLLM's server with the same command-line contract (``--port P``) and the
+# same failure when the port is taken; the real server's start is tested with real vLLM
+STANDIN_SERVER = """
+import http.server, json, sys
+class Models(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"data": [{"id": "standin"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+port = int(sys.argv[sys.argv.index("--port") + 1])
+http.server.HTTPServer(("127.0.0.1", port), Models).serve_forever()
+"""
+
+
+def test_server_relaunched_when_its_port_is_taken_before_it_binds(monkeypatch, tmp_path, caplog) -> None:
+    import socket
+    import sys
+
+    from fms_dgt.engines import vllm_server
+
+    class StandIn(vllm_server.ServerProcess):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.cmd = [sys.executable, "-c", STANDIN_SERVER, "--port", str(self.port)]
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    ports = iter([taken])
+    real_free_port = vllm_server.free_port
+    monkeypatch.setattr(vllm_server, "free_port", lambda: next(ports, None) or real_free_port())
+    monkeypatch.setattr(vllm_server, "ServerProcess", StandIn)
+    monkeypatch.setattr(vllm_server, "on_cpu", lambda: False)
+    engine = vllm_server.VLLMServerEngine(model=str(tmp_path), log_dir=str(tmp_path), startup_timeout=30)
+    try:
+        with caplog.at_level("WARNING", logger="fms_dgt.engines.vllm_server"):
+            loop = engine._private_loop()
+            asyncio.run_coroutine_threadsafe(engine.astart(), loop).result(timeout=60)
+        (server,) = engine._servers
+        assert server.port != taken
+        assert f"port {taken} was taken" in caplog.text
+    finally:
+        engine.close()
+        squatter.close()

@@ -39,6 +39,15 @@ class Overrides:
     engine: dict[str, Any] | None = None
     builders: dict[str, dict[str, Any]] = field(default_factory=dict)
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the override file, so an error in what it sets points at its line (None: CLI flags)
+    doc: YamlDoc | None = None
+    engine_from_file: bool = False
+
+    def error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
+        """A ConfigError located in the override file (or at the CLI flag if there is none)."""
+        if self.doc is not None:
+            return self.doc.error(message, *keys, hint=hint)
+        return ConfigError(message, field=".".join(map(str, keys)) or None, hint=hint)
 
 
 class EnginePool:
@@ -48,7 +57,7 @@ class EnginePool:
     def __init__(self) -> None:
         self._engines: dict[str, Engine] = {}
 
-    def get(self, spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...]) -> Engine:
+    def get(self, spec: dict[str, Any], doc: YamlDoc | None, key: tuple[Any, ...]) -> Engine:
         cls, kwargs = resolve_class(engines, spec, doc=doc, key=key)
         ident = json.dumps(
             [f"{cls.__module__}:{cls.__qualname__}", {k: v for k, v in kwargs.items() if k != "name"}],
@@ -87,6 +96,15 @@ def build_task(
     entry: TaskEntry, builder_cls: type[DataBuilder], overrides: Overrides, output_dir: str
 ) -> Task:
     doc = entry.doc
+    for name in ("*", entry.name):
+        if "task_name" in overrides.tasks.get(name, {}):
+            raise overrides.error(
+                "an override cannot change task_name",
+                "tasks",
+                name,
+                "task_name",
+                hint="the task name identifies its output folder; edit the task.yaml instead",
+            )
     data = merge(doc.data, overrides.tasks.get("*", {}))
     data = merge(data, overrides.tasks.get(entry.name, {}))
     task_cls = builder_cls.TASK_TYPE
@@ -125,12 +143,33 @@ def build_task(
         raise
     except (TypeError, ValueError) as exc:
         raise doc.error(f"cannot build {task_cls.__name__}: {exc}") from None
+    try:  # builds no file; checks a plugin datastore's own options now, not mid-run
+        task.datastore("data")
+    except (TypeError, ValueError) as exc:
+        raise _datastore_error(exc, doc, datastore) from None
     if isinstance(task, GenerationTask):
         task.load_seed_examples()
     elif isinstance(task, TransformationTask):
         for _ in task.iter_input():  # validate every input row before any model call
             pass
     return task
+
+
+def _datastore_error(exc: Exception, doc: YamlDoc, config: DatastoreConfig) -> ConfigError:
+    """Turn a datastore constructor's complaint into a located error; an unexpected keyword
+    (the base class names them) points at that key with a did-you-mean."""
+    text = str(exc)
+    marker = "unexpected datastore arguments:"
+    if marker in text:
+        bad = text.split(marker, 1)[1].split(",")[0].strip()
+        known = [k for k in type(config).model_fields if k != bad]
+        return doc.error(
+            f"datastore '{config.type}' does not accept '{bad}'",
+            "datastore",
+            bad,
+            hint=did_you_mean(bad, known) or f"accepted: {', '.join(known)}",
+        )
+    return doc.error(f"bad datastore configuration: {text}", "datastore")
 
 
 def _check_task_keys(task_cls: type[Task], kwargs: dict[str, Any], doc: YamlDoc) -> None:
@@ -168,8 +207,9 @@ def build_builder(
         name = _block_name(spec, doc, key, blocks)
         if _is_engine_spec(spec, doc, key):
             if overrides.engine:
-                spec = {"name": name, **overrides.engine}
-            blocks[name] = pool.get(spec, doc, key)
+                blocks[name] = _override_engine(name, overrides, pool)
+            else:
+                blocks[name] = pool.get(spec, doc, key)
         else:
             blocks[name] = _build_block(spec, doc, key, pool)
             if isinstance(blocks[name], FilterBlock):
@@ -208,6 +248,19 @@ def build_builder(
     return PreparedTask(task, builder, filters, postprocessors, formatter, doc.data, config)
 
 
+def _override_engine(name: str, overrides: Overrides, pool: EnginePool) -> Engine:
+    """The engine that replaces block ``name``: from the override file's ``engines`` section
+    (errors point at its lines) or from the ``--engine`` flags (errors name the flag)."""
+    spec = {"name": name, **(overrides.engine or {})}
+    if overrides.engine_from_file:
+        return pool.get(spec, overrides.doc, ("engines",))
+    try:
+        return pool.get(spec, None, ())
+    except ConfigError as err:
+        flag = "--engine" if err.field in (None, "type", "class_path") else f"--{err.field}"
+        raise ConfigError(err.message, field=flag.replace("_", "-"), hint=err.hint) from None
+
+
 def _spec_list(value: Any, doc: YamlDoc, key: str) -> list[dict[str, Any]]:
     if value is None:
         return []
@@ -237,4 +290,15 @@ def _build_block(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...], pool:
     if isinstance(engine_spec, dict):  # e.g. an LLM judge names the engine it uses
         runtime["engine"] = pool.get(engine_spec, doc, (*key, "engine"))
         spec.pop("engine")
+    kind = spec.get("type")
+    if "class_path" not in spec and isinstance(kind, str) and kind not in block_registry:
+        # "vlm" is a misspelled engine more often than a block: suggest from both registries
+        names = [*block_registry.names(), *engines.names()]
+        raise doc.error(
+            f"unknown block or engine '{kind}'",
+            *key,
+            "type",
+            hint=did_you_mean(kind, names)
+            or f"blocks: {', '.join(block_registry.names())}; engines: {', '.join(engines.names())}",
+        )
     return build_component(block_registry, spec, doc=doc, key=key, runtime_kwargs=runtime)

@@ -6,6 +6,7 @@ happens later, only for builders a selected task uses (``import_builder``)."""
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 from fms_dgt.config.schema import MANDATORY_TASK_FIELDS
 from fms_dgt.config.yaml_loader import YamlDoc, load_yaml
 from fms_dgt.errors import ConfigError, RegistryError
-from fms_dgt.registry import data_builders, did_you_mean
+from fms_dgt.registry import data_builders
 
 TASK_FILE_NAMES = ("task.yaml", "task.yml")
 _TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -61,16 +62,23 @@ def index_tasks(paths: list[str | Path]) -> dict[str, TaskEntry]:
     for path in find_task_files(paths):
         doc = load_yaml(path)
         if not isinstance(doc.data, dict):
+            got = "an empty file" if doc.data is None else type(doc.data).__name__
             raise ConfigError(
-                f"a task file must be a mapping of keys, got {type(doc.data).__name__}",
+                f"a task file must be a mapping of keys, got {got}",
                 file=path,
                 line=1,
                 hint="start with 'task_name: ...'",
             )
         for key in MANDATORY_TASK_FIELDS:
             if key not in doc.data:
-                close = did_you_mean(key, [str(k) for k in doc.data])
-                raise doc.error(f"missing mandatory key '{key}'", hint=close or f"add '{key}: ...'")
+                others = [k for k in doc.data if isinstance(k, str)]
+                close = difflib.get_close_matches(key, others, n=1, cutoff=0.6)
+                # a misspelled key is the line to fix; otherwise the file as a whole
+                raise doc.error(
+                    f"missing mandatory key '{key}'",
+                    *close[:1],
+                    hint=f"did you mean '{close[0]}'?" if close else f"add '{key}: ...'",
+                )
             value = doc.data[key]
             if not isinstance(value, str) or not value.strip():
                 raise doc.error(f"'{key}' must be a non-empty string (got {value!r})", key)
@@ -127,14 +135,19 @@ def import_builder(entry: BuilderEntry) -> type:
             pkg = types.ModuleType(pkg_name)
             pkg.__path__ = [str(entry.folder)]  # type: ignore[attr-defined]
             sys.modules[pkg_name] = pkg
+        generate = entry.folder / "generate.py"
         try:
             importlib.import_module(f"{pkg_name}.generate")
         except ConfigError:
             raise
         except Exception as exc:
+            line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
+            where = _traceback_location(exc, generate)
             raise ConfigError(
-                f"importing {entry.folder / 'generate.py'} failed: {type(exc).__name__}: {exc}",
-                file=entry.folder / "generate.py",
+                f"importing {generate.name} failed: {type(exc).__name__}: {exc}",
+                file=where[0] if where else generate,
+                line=line or (where[1] if where else None),
+                hint="fix the builder's Python code (the line shown is where the error was raised)",
             ) from None
     try:
         return data_builders.get(entry.name)
@@ -144,6 +157,20 @@ def import_builder(entry: BuilderEntry) -> type:
             "name",
             hint=f'decorate the class with @register_data_builder("{entry.name}")',
         ) from None
+
+
+def _traceback_location(exc: BaseException, prefer: Path) -> tuple[Path, int] | None:
+    """Where in the builder's own files ``exc`` was raised: the deepest traceback frame in
+    ``prefer``'s folder (the user's code, not importlib's or a library's)."""
+    found: tuple[Path, int] | None = None
+    tb = exc.__traceback__
+    folder = prefer.resolve().parent
+    while tb is not None:
+        path = Path(tb.tb_frame.f_code.co_filename)
+        if path.resolve().parent == folder:
+            found = (path, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
 
 
 def _safe(name: str) -> str:

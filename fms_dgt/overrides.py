@@ -40,7 +40,7 @@ def load_override_file(path: str) -> Overrides:
                 key,
                 hint=did_you_mean(str(key), SECTIONS) or f"sections: {', '.join(SECTIONS)}",
             )
-    ov = Overrides()
+    ov = Overrides(doc=doc)
     if "runner_config" in data:
         ov.runner = validate_section(RunnerConfig, data["runner_config"], doc, "runner_config").model_dump(
             exclude_unset=True
@@ -50,6 +50,7 @@ def load_override_file(path: str) -> Overrides:
         if not isinstance(engine, dict) or ("type" not in engine and "class_path" not in engine):
             raise doc.error("'engines' must be a mapping with 'type' (or 'class_path')", "engines")
         ov.engine = dict(engine)
+        ov.engine_from_file = True
     for section in ("builders", "tasks"):
         value = data.get(section) or {}
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):

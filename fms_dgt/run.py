@@ -229,6 +229,7 @@ def _overrides(args: argparse.Namespace) -> Any:
                 "engine flags need --engine TYPE", field="--engine", hint="e.g. --engine openai"
             )
         ov.engine = engine
+        ov.engine_from_file = False
     return ov
 
 

@@ -22,7 +22,7 @@ from fms_dgt.builders.generation import GenerationRun
 from fms_dgt.builders.transformation import TransformationRun
 from fms_dgt.config.yaml_loader import redact
 from fms_dgt.datastores.base import read_json, write_json_atomic
-from fms_dgt.errors import ConfigError, DGTError, StalledError, TaskLockedError
+from fms_dgt.errors import DGTError, StalledError, TaskLockedError
 from fms_dgt.factory import EnginePool, Overrides, PreparedTask, build_builder, build_task
 from fms_dgt.index import default_builder_paths, import_builder, index_builders, index_tasks
 from fms_dgt.ledger import TaskLedger
@@ -72,10 +72,11 @@ class Runtime:
         builders = index_builders(self.builder_paths)
         for name in self.overrides.tasks:
             if name != "*" and name not in tasks:
-                raise ConfigError(
+                raise self.overrides.error(
                     f"override for unknown task '{name}'",
-                    field=f"tasks.{name}",
-                    hint=did_you_mean(name, list(tasks)),
+                    "tasks",
+                    name,
+                    hint=did_you_mean(name, list(tasks)) or f"tasks found: {', '.join(sorted(tasks))}",
                 )
         for entry in tasks.values():
             bname = entry.doc.data["data_builder"]

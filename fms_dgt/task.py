@@ -18,7 +18,7 @@ from fms_dgt.config.schema import DatastoreConfig, RunnerConfig, SeedDatastoreCo
 from fms_dgt.config.yaml_loader import YamlDoc
 from fms_dgt.datapoint import DataPoint, as_dict
 from fms_dgt.datastores.base import Datastore
-from fms_dgt.datastores.readers import expand_paths, read_records
+from fms_dgt.datastores.readers import expand_paths, format_of, read_located_records
 from fms_dgt.errors import ConfigError
 from fms_dgt.registry import datastores
 
@@ -133,8 +133,8 @@ class GenerationTask(Task):
             for i, raw in enumerate(inline):
                 seeds.append(self._seed_from(raw, source=None, keys=("seed_examples", i)))
         if store is not None:
-            for path, i, raw in iter_datastore_records(store, self._base_dir()):
-                seeds.append(self._seed_from(raw, source=path, keys=(f"record {i}",)))
+            for path, line, i, raw in iter_datastore_records(store, self._base_dir(), self.yaml_doc):
+                seeds.append(self._seed_from(raw, source=(path, line), keys=(f"record {i}",)))
         if not seeds:
             raise self._error(
                 "a generation task needs at least one seed example",
@@ -144,7 +144,9 @@ class GenerationTask(Task):
         self.seed_examples = seeds
         return seeds
 
-    def _seed_from(self, raw: Any, *, source: Path | None, keys: tuple[Any, ...]) -> DataPoint:
+    def _seed_from(
+        self, raw: Any, *, source: tuple[Path, int | None] | None, keys: tuple[Any, ...]
+    ) -> DataPoint:
         if not isinstance(raw, dict):
             raise self._error(f"a seed example must be a mapping, got {type(raw).__name__}", *keys)
         try:
@@ -156,7 +158,8 @@ class GenerationTask(Task):
             if source is not None:
                 raise ConfigError(
                     msg,
-                    file=source,
+                    file=source[0],
+                    line=source[1],
                     field=keys[0],
                     hint=f"{self.INPUT_DATA_TYPE.__name__} needs {', '.join(needed)}",
                 ) from None
@@ -213,33 +216,32 @@ class TransformationTask(Task):
     ) -> None:
         super().__init__(**kwargs)
         if data is None:
-            raise ConfigError(
-                "a transformation task needs 'data'",
-                file=self.yaml_doc.path if self.yaml_doc else None,
-                hint="data: [...] or data: {data_path: input.jsonl}",
-            )
+            msg, hint = "a transformation task needs 'data'", "data: [...] or data: {data_path: input.jsonl}"
+            raise self.yaml_doc.error(msg, hint=hint) if self.yaml_doc else ConfigError(msg, hint=hint)
         self._data_config = data
         self.pass_complete = False
 
     def iter_input(self) -> Iterator[DataPoint]:
         """Stream input rows as ``INPUT_DATA_TYPE`` records."""
         if isinstance(self._data_config, list):
-            source = ((None, i, raw) for i, raw in enumerate(self._data_config))
+            doc = self.yaml_doc
+            source: Iterator[tuple[Path | None, int | None, int, Any]] = (
+                (doc.path if doc else None, doc.line_of("data", i) if doc else None, i, raw)
+                for i, raw in enumerate(self._data_config)
+            )
         else:
-            source = iter_datastore_records(self._data_config, self._base_dir())
-        for path, i, raw in source:
+            source = iter_datastore_records(self._data_config, self._base_dir(), self.yaml_doc, "data")
+        for path, line, i, raw in source:
             try:
+                if not isinstance(raw, dict):
+                    raise TypeError(f"expected a mapping, got {type(raw).__name__}")
                 yield self.instantiate_input_example(**raw)
             except (TypeError, ValueError) as exc:
-                where = (
-                    {"file": path}
-                    if path
-                    else {
-                        "file": self.yaml_doc.path if self.yaml_doc else None,
-                        "line": self.yaml_doc.line_of("data", i) if self.yaml_doc else None,
-                    }
-                )
-                raise ConfigError(f"bad input record {i}: {exc}", field=f"data[{i}]", **where) from None
+                missing = [f for f in self.INPUT_DATA_TYPE.required_fields() if f not in (raw or {})]
+                detail = f"missing {', '.join(missing)}" if missing and isinstance(raw, dict) else str(exc)
+                raise ConfigError(
+                    f"bad input record {i}: {detail}", file=path, line=line, field=f"data[{i}]"
+                ) from None
 
     def _base_dir(self) -> Path:
         return self.yaml_doc.path.parent if self.yaml_doc else Path.cwd()
@@ -249,18 +251,42 @@ class TransformationTask(Task):
 
 
 def iter_datastore_records(
-    cfg: SeedDatastoreConfig, base_dir: Path
-) -> Iterator[tuple[Path, int, dict[str, Any]]]:
+    cfg: SeedDatastoreConfig, base_dir: Path, doc: YamlDoc | None = None, key: str = "seed_datastore"
+) -> Iterator[tuple[Path, int | None, int, dict[str, Any]]]:
+    """``(file, line, index, record)`` for every record ``cfg`` names. A problem with the
+    config itself (unknown type, no matching file, unknown format) is reported at its line
+    in the task.yaml; a problem inside a data file at the file's own line."""
+
+    def at(err: ConfigError, *sub: str) -> ConfigError:
+        if doc is None:
+            return err.located(field=".".join((key, *sub)))
+        return err.located(file=doc.path, line=doc.line_of(key, *sub), field=".".join((key, *sub)))
+
     if cfg.type not in ("default", "file"):
-        raise ConfigError(
-            f"unknown seed datastore type '{cfg.type}'",
-            field="seed_datastore.type",
-            hint="use 'default' (files: jsonl, json, yaml, csv, parquet)",
+        raise at(
+            ConfigError(
+                f"unknown seed datastore type '{cfg.type}'",
+                hint="use 'default' (files: jsonl, json, yaml, csv, parquet)",
+            ),
+            "type",
         )
+    try:
+        paths = expand_paths(cfg.data_path, base_dir)
+    except ConfigError as err:
+        raise at(err, "data_path") from None
+    for path in paths:
+        if format_of(path, cfg.data_format) is None:
+            raise at(
+                ConfigError(
+                    f"cannot tell the format of '{path.name}'",
+                    hint=f"name it *.jsonl, *.json, *.yaml, *.csv or *.parquet, or set {key}.data_format",
+                ),
+                "data_path",
+            )
     n = 0
-    for path in expand_paths(cfg.data_path, base_dir):
-        for i, raw in enumerate(read_records(path, cfg.data_format)):
-            yield path, i, raw
+    for path in paths:
+        for i, (line, raw) in enumerate(read_located_records(path, cfg.data_format)):
+            yield path, line, i, raw
             n += 1
             if cfg.limit is not None and n >= cfg.limit:
                 return

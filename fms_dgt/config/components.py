@@ -20,12 +20,19 @@ Key = tuple[Any, ...]
 
 def accepted_kwargs(cls: type) -> tuple[set[str], bool]:
     """Keyword names ``cls.__init__`` accepts along its MRO, and whether it (or a base it
-    forwards to) takes ``**kwargs`` for real (a base that rejects unknowns doesn't count)."""
+    forwards to) takes ``**kwargs`` for real (a base that rejects unknowns doesn't count).
+
+    A ``**kwargs`` is assumed to be forwarded to the next ``__init__`` in the MRO, so the
+    chain is closed as soon as one ``__init__`` has none, and at ``object`` (which rejects
+    every keyword). A class that consumes arbitrary keywords itself says so with
+    ``__accepts_any_kwargs__ = True``."""
     names: set[str] = set()
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
+        if klass is object:
+            return names, False
         try:
             params = inspect.signature(init).parameters.values()
         except (TypeError, ValueError):
@@ -70,6 +77,7 @@ def resolve_class(
 ) -> tuple[type, dict[str, Any]]:
     """The class a spec names and the keyword arguments it gives (env vars expanded)."""
     spec = dict(spec)
+    sub = "class_path" if "class_path" in spec else "type"
     try:
         if "class_path" in spec:
             path = spec.pop("class_path")
@@ -88,7 +96,6 @@ def resolve_class(
                 hint=f"known types: {', '.join(registry) or 'none'}",
             )
     except ConfigError as err:
-        sub = "class_path" if "class_path" in spec else "type"
         line = doc.line_of(*key, sub) if doc else None
         raise err.located(
             file=doc.path if doc else None, line=line, field=".".join(map(str, (*key, sub)))

@@ -133,8 +133,13 @@ class _Builder:
         return out
 
     def _include(self, node: yaml.Node, key: Key) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            raise ConfigError("!include takes a file path", file=self.path, line=node.start_mark.line + 1)
+        if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
+            raise ConfigError(
+                "!include takes a file path",
+                file=self.path,
+                line=node.start_mark.line + 1,
+                field=_dotted(key) or None,
+            )
         target = (self.path.parent / str(node.value)).resolve()
         if target in self.stack:
             chain = " -> ".join(p.name for p in (*self.stack, target))
@@ -145,7 +150,19 @@ class _Builder:
                 field=_dotted(key) or None,
                 hint="remove the include that points back",
             )
-        return load_yaml(target, _stack=self.stack).data
+        try:
+            return load_yaml(target, _stack=self.stack).data
+        except ConfigError as err:
+            if err.file != str(target) or err.line is not None:
+                raise  # a problem inside the included file: it has its own location
+            # the included file itself is unusable: point at the !include that names it
+            raise ConfigError(
+                f"!include {node.value}: {err.message}",
+                file=self.path,
+                line=node.start_mark.line + 1,
+                field=_dotted(key) or None,
+                hint=err.hint or f"looked for {target}",
+            ) from None
 
 
 def _dotted(key: Key) -> str:
@@ -162,15 +179,26 @@ def load_yaml(path: str | Path, *, _stack: tuple[Path, ...] = ()) -> YamlDoc:
     resolved = path.resolve()
     try:
         size = path.stat().st_size
+        if path.is_dir():
+            raise ConfigError("is a folder, not a YAML file", file=path)
     except FileNotFoundError:
         raise ConfigError("file not found", file=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=path) from None
     if size > MAX_YAML_BYTES:
+        with open(path, "rb") as fh:
+            over_at = fh.read(MAX_YAML_BYTES).count(b"\n") + 1
         raise ConfigError(
-            f"file is {size / 1e6:.1f} MB; config files are limited to {MAX_YAML_BYTES / 1e6:.0f} MB",
+            f"file is {size / 1e6:.1f} MB; config files are limited to {MAX_YAML_BYTES / 1e6:.0f} MB "
+            "(the limit is reached on this line)",
             file=path,
+            line=over_at,
             hint="put large seed data in a seed_datastore file instead of the YAML",
         )
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=path) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -184,10 +212,7 @@ def load_yaml(path: str | Path, *, _stack: tuple[Path, ...] = ()) -> YamlDoc:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"YAML syntax error: {problem}", file=path, line=line) from None
+        raise _syntax_error(exc, path) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"YAML error: {exc}", file=path) from None
     if node is None:
@@ -197,7 +222,31 @@ def load_yaml(path: str | Path, *, _stack: tuple[Path, ...] = ()) -> YamlDoc:
         data = builder.build(node, ())
     except RecursionError:
         raise ConfigError("YAML nesting is too deep", file=path) from None
+    except yaml.MarkedYAMLError as exc:  # e.g. a '<<' merge key given a scalar
+        raise _syntax_error(exc, path) from None
     return YamlDoc(path, data, builder.lines)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, path: Path) -> ConfigError:
+    """One located message for a PyYAML error. When the problem is that the file ended
+    before something was closed (a quote, a bracket), the line that needs fixing is where
+    that thing started, not the end of the file: point there and say where it ran out."""
+    problem = exc.problem or exc.context or "invalid YAML"
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    context = exc.context_mark
+    if context is not None and exc.context and mark is not None and context.line != mark.line:
+        unterminated = "end of stream" in problem or "stream end" in problem
+        if unterminated:
+            return ConfigError(
+                f"YAML syntax error: {problem} {exc.context} started here (the file ends on line {line})",
+                file=path,
+                line=context.line + 1,
+                hint="close the quote or bracket opened on this line",
+            )
+        problem = f"{problem} ({exc.context} on line {context.line + 1})"
+    hint = "indent with spaces; YAML does not allow tabs there" if "'\\t'" in problem else None
+    return ConfigError(f"YAML syntax error: {problem}", file=path, line=line, hint=hint)
 
 
 def expand_env(value: Any, *, doc: YamlDoc | None = None, key: Key = ()) -> Any:
@@ -205,27 +254,57 @@ def expand_env(value: Any, *, doc: YamlDoc | None = None, key: Key = ()) -> Any:
     unset and has no default is a config error naming the field. Expanded values are
     remembered so logs and the task card can redact them."""
     if isinstance(value, str):
-        if "${" not in value:
-            return value
-
-        def sub(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                SECRET_VALUES.add(os.environ[name]) if os.environ[name] else None
-                return os.environ[name]
-            if default is not None:
-                return default
-            msg = f"environment variable ${{{name}}} is not set"
-            if doc is not None:
-                raise doc.error(msg, *key, hint=f"export {name}=... or write ${{{name}:-default}}")
-            raise ConfigError(msg, field=_dotted(key) or None, hint=f"export {name}=...")
-
-        return _ENV.sub(sub, value)
+        return _expand_string(value, doc, key) if "${" in value else value
     if isinstance(value, dict):
         return {k: expand_env(v, doc=doc, key=(*key, k)) for k, v in value.items()}
     if isinstance(value, list):
         return [expand_env(v, doc=doc, key=(*key, i)) for i, v in enumerate(value)]
     return value
+
+
+def _expand_string(value: str, doc: YamlDoc | None, key: Key) -> str:
+    """Expand every ``${...}`` in ``value``; ``$${`` stands for a literal ``${``. Anything
+    else that starts with ``${`` is malformed and an error: left as it is, a typo such as
+    ``${API KEY}`` would silently send the literal text as a credential."""
+
+    def fail(msg: str, hint: str) -> ConfigError:
+        if doc is not None:
+            return doc.error(msg, *key, hint=hint)
+        return ConfigError(msg, field=_dotted(key) or None, hint=hint)
+
+    out: list[str] = []
+    pos = 0
+    while True:
+        start = value.find("${", pos)
+        if start < 0:
+            out.append(value[pos:])
+            return "".join(out)
+        if start > pos and value[start - 1] == "$":  # "$${": an escaped literal
+            out.append(value[pos : start - 1] + "${")
+            pos = start + 2
+            continue
+        out.append(value[pos:start])
+        match = _ENV.match(value, start)
+        if match is None:
+            end = value.find("}", start)
+            shown = value[start : end + 1] if 0 <= end - start < 60 else value[start : start + 20]
+            raise fail(
+                f"malformed environment reference '{shown}'",
+                "write ${NAME} or ${NAME:-default} (NAME: letters, digits, '_'), or $${ for a literal ${",
+            )
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            if os.environ[name]:
+                SECRET_VALUES.add(os.environ[name])
+            out.append(os.environ[name])
+        elif default is not None:
+            out.append(default)
+        else:
+            raise fail(
+                f"environment variable ${{{name}}} is not set",
+                f"export {name}=... or write ${{{name}:-default}}",
+            )
+        pos = match.end()
 
 
 def redact(text: str) -> str:

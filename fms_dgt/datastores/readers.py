@@ -11,6 +11,7 @@ from typing import Any
 
 from fms_dgt.errors import ConfigError
 
+_LIST_KEYS = ("seed_examples", "data", "records", "examples")  # a mapping may hold its list here
 FORMATS = {
     ".jsonl": "jsonl",
     ".json": "json",
@@ -39,7 +40,21 @@ def expand_paths(patterns: str | list[str], base_dir: Path) -> list[Path]:
 
 def read_records(path: Path, data_format: str | None = None) -> Iterator[dict[str, Any]]:
     """Stream the records of one file."""
-    fmt = data_format or FORMATS.get(path.suffix.lower())
+    for _, record in read_located_records(path, data_format):
+        yield record
+
+
+def format_of(path: Path, data_format: str | None = None) -> str | None:
+    """The record format of ``path``: ``data_format`` if given, else from the suffix."""
+    return data_format or FORMATS.get(path.suffix.lower())
+
+
+def read_located_records(
+    path: Path, data_format: str | None = None
+) -> Iterator[tuple[int | None, dict[str, Any]]]:
+    """Stream ``(line, record)`` pairs: the 1-based line a record starts on where the format
+    has one (jsonl, yaml, csv), so a bad seed record is reported as ``seeds.jsonl:412``."""
+    fmt = format_of(path, data_format)
     if fmt is None:
         raise ConfigError(
             f"cannot tell the format of '{path.name}'",
@@ -49,19 +64,26 @@ def read_records(path: Path, data_format: str | None = None) -> Iterator[dict[st
     if fmt == "jsonl":
         yield from _jsonl(path)
     elif fmt == "json":
-        yield from _records_of(_load_json(path), path)
+        for record in _records_of(_load_json(path), path):
+            yield None, record
     elif fmt == "yaml":
         from fms_dgt.config.yaml_loader import load_yaml
 
-        yield from _records_of(load_yaml(path).data, path)
+        doc = load_yaml(path)
+        key: tuple[Any, ...] = ()
+        if isinstance(doc.data, dict):
+            key = next(((k,) for k in _LIST_KEYS if isinstance(doc.data.get(k), list)), ())
+        for i, record in enumerate(_records_of(doc.data, path)):
+            yield doc.line_of(*key, i), record
     elif fmt == "csv":
         import pandas as pd
 
         try:
             frame = pd.read_csv(path, keep_default_na=False)
         except Exception as exc:
-            raise ConfigError(f"cannot read CSV: {exc}", file=path) from None
-        yield from frame.to_dict(orient="records")
+            raise ConfigError(f"cannot read CSV: {exc}", file=path, line=1) from None
+        for i, record in enumerate(frame.to_dict(orient="records")):
+            yield i + 2, record  # line 1 is the header
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -70,12 +92,13 @@ def read_records(path: Path, data_format: str | None = None) -> Iterator[dict[st
         except Exception as exc:
             raise ConfigError(f"cannot read parquet: {exc}", file=path) from None
         for batch in pf.iter_batches():
-            yield from batch.to_pylist()
+            for record in batch.to_pylist():
+                yield None, record
     else:
         raise ConfigError(f"unknown data_format '{fmt}'", file=path)
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -92,28 +115,30 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 raise ConfigError(
                     f"each line must be a JSON object, got {type(record).__name__}", file=path, line=lineno
                 )
-            yield record
+            yield lineno, record
 
 
 def _load_json(path: Path) -> Any:
+    raw = path.read_bytes()
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError("not valid UTF-8", file=path) from None
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError("not valid UTF-8", file=path, line=line) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno) from None
 
 
 def _records_of(data: Any, path: Path) -> Iterator[dict[str, Any]]:
     if isinstance(data, dict):
-        for key in ("seed_examples", "data", "records", "examples"):
+        for key in _LIST_KEYS:
             if isinstance(data.get(key), list):
                 data = data[key]
                 break
         else:
             data = [data]
     if not isinstance(data, list):
-        raise ConfigError(f"expected a list of records, got {type(data).__name__}", file=path)
+        raise ConfigError(f"expected a list of records, got {type(data).__name__}", file=path, line=1)
     for i, record in enumerate(data):
         if not isinstance(record, dict):
             raise ConfigError(f"record {i} is a {type(record).__name__}, expected a mapping", file=path)

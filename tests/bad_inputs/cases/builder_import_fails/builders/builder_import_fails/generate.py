@@ -1,0 +1,4 @@
+"""Fails on import."""
+
+RATIO = 1
+BROKEN = RATIO / 0

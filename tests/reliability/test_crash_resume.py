@@ -1,0 +1,250 @@
+"""SIGKILL the real CLI at random moments in every phase, resume with the same command each
+time, and check the end result is exactly what an uninterrupted run would give.
+
+Generation: 500 records from the echo builder on the scripted engine, a slow postprocessor
+that drops ~1 record in 10 (so several generate/postprocess epochs happen) and a slow
+formatter, killed at >= 11 moments spread over generation, postprocessing and formatting.
+Transformation: 480 rows in 120 chunks; a call log proves finished chunks are never redone.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fms_dgt.datapoint import content_id
+from tests.core.helpers import REPO, write_task
+
+from .crash import KillLog, cli_command, cli_env, kill_during
+
+TARGET = 500
+SLOW = "tests.support.slow_blocks"
+
+# phases aimed at, in order: early kills land in the first generation epoch, the kill after
+# two postprocessing kills lands in a later epoch's generation (the postprocessor drops ~10%)
+GENERATION_PLAN = [
+    "generation",
+    "generation",
+    "generation",
+    "generation",
+    "postprocessing",
+    "postprocessing",
+    "generation",
+    "postprocessing",
+    "formatting",
+    "formatting",
+    "formatting",
+]
+
+
+def _lines_ok(path: Path) -> list[dict[str, Any]]:
+    """Every line of ``path`` is one complete JSON object (no torn or blank lines)."""
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n"), f"{path} ends in a torn line"
+    return [json.loads(line) for line in raw.decode().split("\n")[:-1]]
+
+
+def _generation_setup(tmp_path: Path) -> tuple[list[str], Path, Path]:
+    marker = tmp_path / "phases.jsonl"
+    task = write_task(
+        tmp_path / "task",
+        runner_config={
+            "num_outputs_to_generate": TARGET,
+            "max_concurrent_calls": 4,
+            "save_formatted_output": True,
+        },
+        filters=[{"name": "dedup", "type": "exact_dedup", "fields": ["question"]}],
+        formatter={
+            "class_path": f"{SLOW}:SlowFormatter",
+            "init_args": {"delay": 0.002, "marker": str(marker)},
+        },
+    )
+    override = tmp_path / "override.yaml"
+    override.write_text(
+        yaml.safe_dump(
+            {
+                "engines": {"class_path": "tests.support.scripted_engine:ScriptedEngine", "latency": 0.02},
+                "builders": {
+                    "echo": {
+                        "postprocessors": [
+                            {
+                                "name": "slow_pp",
+                                "class_path": f"{SLOW}:SlowPostprocessor",
+                                "init_args": {"delay": 0.002, "drop_every": 10, "marker": str(marker)},
+                            }
+                        ]
+                    }
+                },
+            }
+        )
+    )
+    out = tmp_path / "out"
+    cmd = cli_command("--task-paths", str(task), "--config-path", str(override), "--output-dir", str(out))
+    return cmd, out / "t1", marker
+
+
+def test_generation_survives_sigkill_in_every_phase(tmp_path: Path) -> None:
+    cmd, task_dir, marker = _generation_setup(tmp_path)
+    rng = random.Random(20240601)
+    kills = KillLog()
+    log_file = tmp_path / "runs.log"
+    for i, phase in enumerate(GENERATION_PLAN):
+        outcome = kill_during(
+            cmd,
+            phase,
+            data_file=task_dir / "data.jsonl",
+            marker=marker,
+            rng=rng,
+            max_delay=0.5 if phase == "generation" else 0.8,
+            log_file=log_file,
+        )
+        kills.attempts.append((phase, outcome))
+        if i == 1:
+            # a torn last line, as a power loss in mid-write would leave it
+            with open(task_dir / "data.jsonl", "ab") as fh:
+                fh.write(b'{"task_name": "t1", "question": "torn')
+    assert kills.kills >= 10, kills.attempts
+    assert kills.landed("generation") >= 4, kills.attempts
+    assert kills.landed("postprocessing") >= 2, kills.attempts
+    assert kills.landed("formatting") >= 2, kills.attempts
+
+    done = subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "torn last record" in log_file.read_text(errors="replace")
+
+    final = _lines_ok(task_dir / "final_data.jsonl")
+    assert len(final) == TARGET
+    assert len({r["id"] for r in final}) == TARGET
+    assert len({(r["question"], r["answer"]) for r in final}) == TARGET
+
+    data = _lines_ok(task_dir / "data.jsonl")
+    data_ids = {r["id"] for r in data}
+    assert len(data_ids) == len(data), "a record was appended twice"
+    request_idx = [r["lineage"]["request_idx"] for r in data]
+    assert len(set(request_idx)) == len(request_idx), "a builder call was replayed into data"
+    seed_ids = {content_id("t1", {"question": s["question"], "answer": s["answer"]}) for s in _seeds()}
+    for record in final:
+        assert record["id"] in data_ids
+        assert record["id"] == content_id("t1", {"question": record["question"], "answer": record["answer"]})
+        lineage = record["lineage"]
+        assert lineage["builder"] == "echo" and isinstance(lineage["request_idx"], int)
+        assert lineage["icl_ids"] and set(lineage["icl_ids"]) <= seed_ids | data_ids, lineage
+
+    formatted = _lines_ok(task_dir / "formatted_data.jsonl")
+    assert [f["source_id"] for f in formatted] == [r["id"] for r in final]
+    results = json.loads((task_dir / "task_results.json").read_text())
+    assert results["status"] == "complete" and results["counts"]["final"] == TARGET
+    assert results["epoch"] >= 1  # the dropping postprocessor forced more than one epoch
+
+    before = {p.name: p.read_bytes() for p in task_dir.iterdir() if p.is_file()}
+    again = subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "already complete" in again.stderr
+    after = {p.name: p.read_bytes() for p in task_dir.iterdir() if p.is_file()}
+    for name in ("data.jsonl", "final_data.jsonl", "formatted_data.jsonl", "postproc_data_1.jsonl"):
+        assert after[name] == before[name], f"re-running a complete task changed {name}"
+
+
+def _seeds() -> list[dict[str, Any]]:
+    from tests.core.helpers import SEEDS
+
+    return SEEDS
+
+
+ROWS = 480
+CHUNK = 4
+TRANSFORM_PLAN = ["generation"] * 7 + ["postprocessing", "formatting", "formatting"]
+
+
+def test_transformation_resume_never_redoes_finished_chunks(tmp_path: Path) -> None:
+    marker = tmp_path / "phases.jsonl"
+    calls = tmp_path / "calls.jsonl"
+    inputs = tmp_path / "task" / "rows.jsonl"
+    inputs.parent.mkdir(parents=True)
+    inputs.write_text("".join(json.dumps({"question": f"Row {i}?"}) + "\n" for i in range(ROWS)))
+    task = tmp_path / "task" / "task.yaml"
+    task.write_text(
+        yaml.safe_dump(
+            {
+                "task_name": "tr",
+                "task_description": "transformation crash test",
+                "created_by": "tests",
+                "data_builder": "echo_transform",
+                "data": {"data_path": "rows.jsonl"},
+                "calls_file": str(calls),
+                "call_seconds": 0.05,
+                "runner_config": {
+                    "transform_batch_size": CHUNK,
+                    "max_concurrent_calls": 4,
+                    "save_formatted_output": True,
+                },
+                "formatter": {
+                    "class_path": f"{SLOW}:SlowFormatter",
+                    "init_args": {"delay": 0.004, "marker": str(marker)},
+                },
+            }
+        )
+    )
+    override = tmp_path / "override.yaml"
+    override.write_text(
+        yaml.safe_dump(
+            {
+                "builders": {
+                    "echo_transform": {
+                        "postprocessors": [
+                            {
+                                "name": "slow_pp",
+                                "class_path": f"{SLOW}:SlowPostprocessor",
+                                "init_args": {"delay": 0.004, "marker": str(marker)},
+                            }
+                        ]
+                    }
+                }
+            }
+        )
+    )
+    out = tmp_path / "out"
+    cmd = cli_command("--task-paths", str(task), "--config-path", str(override), "--output-dir", str(out))
+    task_dir = out / "tr"
+    rng = random.Random(7)
+    kills = KillLog()
+    for phase in TRANSFORM_PLAN:
+        outcome = kill_during(
+            cmd,
+            phase,
+            data_file=task_dir / "data.jsonl",
+            marker=marker,
+            rng=rng,
+            max_delay=0.4 if phase == "generation" else 1.0,
+            log_file=tmp_path / "runs.log",
+        )
+        kills.attempts.append((phase, outcome))
+    assert kills.landed("generation") >= 5, kills.attempts
+    assert kills.kills >= 8, kills.attempts
+
+    done = subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    final = _lines_ok(task_dir / "final_data.jsonl")
+    assert sorted(r["question"] for r in final) == sorted(f"Row {i}?" for i in range(ROWS))
+    assert len({r["id"] for r in final}) == ROWS
+    progress = _lines_ok(task_dir / "transform_progress.jsonl")
+    assert sorted(p["chunk"] for p in progress) == list(range(ROWS // CHUNK))
+
+    # the run that produced a chunk's records is the last one that was ever handed that chunk
+    producer = {r["lineage"]["chunk"]: r["lineage"]["pid"] for r in final}
+    log = _lines_ok(calls)
+    pids_in_order = list(dict.fromkeys(c["pid"] for c in log))
+    for chunk, pid in producer.items():
+        callers = [pids_in_order.index(c["pid"]) for c in log if c["chunk"] == chunk]
+        assert max(callers) == pids_in_order.index(pid), f"chunk {chunk} was redone after it finished"
+        assert callers.count(pids_in_order.index(pid)) == 1
+    redone = len(log) - ROWS // CHUNK
+    assert redone <= 4 * kills.landed("generation"), "more chunks redone than were in flight at the kills"
+    formatted = _lines_ok(task_dir / "formatted_data.jsonl")
+    assert len(formatted) == ROWS

@@ -43,7 +43,11 @@ def encode_lines(records: Sequence[dict[str, Any]]) -> bytes:
 
 
 def repair_jsonl(path: Path) -> int:
-    """Cut a torn last line off ``path``; returns the bytes removed."""
+    """Cut a torn last line off ``path``; returns the bytes removed.
+
+    A last line that is a whole record and only lacks its newline is kept (the newline is
+    added): readers count such a record, and cutting it here would make the count a resumed
+    run rebuilt from the file disagree with the file it then appends to."""
     if not path.exists():
         return 0
     size = path.stat().st_size
@@ -66,6 +70,16 @@ def repair_jsonl(path: Path) -> int:
                 cut = start + idx + 1
                 break
             pos = start
+        fh.seek(cut)
+        tail = fh.read()
+        try:
+            whole = isinstance(_loads(tail), dict)
+        except ValueError:
+            whole = False
+        if whole:
+            fh.seek(0, os.SEEK_END)
+            fh.write(b"\n")
+            return 0
         fh.truncate(cut)
     log.warning("%s: dropped a torn last record (%d bytes) left by an interrupted run", path, size - cut)
     return size - cut

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fms_dgt.datastores.files import JsonlFile, iter_jsonl
+from fms_dgt.datastores.files import JsonlFile, iter_jsonl, repair_jsonl
 
 _META_KEY = b"fms_dgt.json_columns"
 
@@ -27,6 +27,7 @@ class ParquetStore:
         self.wal_path = path / "wal.jsonl"
         self._wal = JsonlFile(self.wal_path)
         self._pending = 0
+        self._recovered = False
 
     # ---- parts -------------------------------------------------------------------
     def _parts(self) -> list[Path]:
@@ -42,10 +43,32 @@ class ParquetStore:
             return int(records[0]["__wal_part__"]), records[1:]
         return None, records
 
+    def _recover(self) -> None:
+        """Settle what an interrupted run left before appending to the log again: cut a torn
+        tail (a torn header leaves an empty log that gets a fresh header), drop a log whose
+        part was already written (else new appends would hide behind that part), and turn
+        records of a log without header into a part of their own."""
+        if self._recovered:
+            return
+        self._recovered = True
+        if not self.wal_path.exists():
+            return
+        repair_jsonl(self.wal_path)
+        generation, records = self._wal_generation()
+        if generation is None and records:
+            _write_part(self.path / f"part-{self._next_part():05d}.parquet", records)
+            self.wal_path.unlink()
+        elif generation is not None and (self._part_path(generation).exists() or not records):
+            self.wal_path.unlink()
+
+    def _part_path(self, generation: int) -> Path:
+        return self.path / f"part-{generation:05d}.parquet"
+
     # ---- writes ------------------------------------------------------------------
     def append(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
+        self._recover()
         if not self.wal_path.exists() or self.wal_path.stat().st_size == 0:
             self.path.mkdir(parents=True, exist_ok=True)
             self._wal.append([{"__wal_part__": self._next_part()}])
@@ -58,8 +81,10 @@ class ParquetStore:
         if not self.wal_path.exists():
             return
         generation, records = self._wal_generation()
-        if records and generation is not None and not (self.path / f"part-{generation:05d}.parquet").exists():
-            _write_part(self.path / f"part-{generation:05d}.parquet", records)
+        if records and generation is None:  # a log without header (see _recover)
+            generation = self._next_part()
+        if records and not self._part_path(generation).exists():  # type: ignore[arg-type]
+            _write_part(self._part_path(generation), records)  # type: ignore[arg-type]
         self.wal_path.unlink(missing_ok=True)
         self._pending = 0
 

@@ -43,6 +43,14 @@ def count_lines(path: Path) -> int:
         return 0
 
 
+def data_progress(path: Path) -> tuple[int, ...]:
+    """Changes whenever records are appended: lines of a jsonl store, or part files and log
+    lines of a parquet store folder."""
+    if path.is_dir():
+        return (len(list(path.glob("part-*.parquet"))), count_lines(path / "wal.jsonl"))
+    return (count_lines(path),)
+
+
 @dataclass
 class KillLog:
     """What each attempt did: the phase aimed at, and whether the kill landed in it."""
@@ -69,17 +77,17 @@ def kill_during(
 ) -> str:
     """Run ``cmd``; once it is in ``phase`` wait a random 0..``max_delay`` s and SIGKILL it.
 
-    ``generation`` is recognised by ``data_file`` growing; ``postprocessing`` and
+    ``generation`` is recognised by ``data_file`` (a jsonl file or parquet folder) growing; ``postprocessing`` and
     ``formatting`` by the slow fixtures announcing themselves in ``marker`` with this pid.
     Returns ``killed``, or ``exited`` if the run ended before (or during) the wait."""
-    start_lines = count_lines(data_file)
+    start = data_progress(data_file)
     with open(log_file, "ab") as err:
         proc = subprocess.Popen(cmd, cwd=REPO, env=cli_env(), stdout=err, stderr=err)
     deadline = time.monotonic() + PHASE_WAIT_SECONDS
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if phase == "generation":
-                reached = count_lines(data_file) > start_lines
+                reached = data_progress(data_file) not in (start, (0, 0))
             else:
                 reached = any(p["pid"] == proc.pid and p["phase"] == phase for p in read_phases(marker))
             if reached:

@@ -15,10 +15,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from fms_dgt.datapoint import content_id
-from tests.core.helpers import REPO, write_task
+from fms_dgt.datastores.files import FileDatastore
+from tests.core.helpers import REPO, SEEDS, write_task
 
 from .crash import KillLog, cli_command, cli_env, kill_during
 
@@ -27,19 +29,23 @@ SLOW = "tests.support.slow_blocks"
 
 # phases aimed at, in order: early kills land in the first generation epoch, the kill after
 # two postprocessing kills lands in a later epoch's generation (the postprocessor drops ~10%)
-GENERATION_PLAN = [
-    "generation",
-    "generation",
-    "generation",
-    "generation",
-    "postprocessing",
-    "postprocessing",
-    "generation",
-    "postprocessing",
-    "formatting",
-    "formatting",
-    "formatting",
-]
+PLANS = {
+    "jsonl": [
+        "generation",
+        "generation",
+        "generation",
+        "generation",
+        "postprocessing",
+        "postprocessing",
+        "generation",
+        "postprocessing",
+        "formatting",
+        "formatting",
+        "formatting",
+    ],
+    # the same mechanics through the parquet store's write-ahead log, fewer kills for time
+    "parquet": ["generation", "generation", "generation", "postprocessing", "generation", "formatting"],
+}
 
 
 def _lines_ok(path: Path) -> list[dict[str, Any]]:
@@ -49,7 +55,14 @@ def _lines_ok(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in raw.decode().split("\n")[:-1]]
 
 
-def _generation_setup(tmp_path: Path) -> tuple[list[str], Path, Path]:
+def _read(out: Path, store: str, fmt: str) -> list[dict[str, Any]]:
+    if fmt == "jsonl":
+        return _lines_ok(out / "t1" / f"{store}.jsonl")
+    ds = FileDatastore(store_name=store, output_dir=out, task_name="t1", output_data_format=fmt)
+    return list(ds.load_data())
+
+
+def _generation_setup(tmp_path: Path, fmt: str) -> tuple[list[str], Path, Path]:
     marker = tmp_path / "phases.jsonl"
     task = write_task(
         tmp_path / "task",
@@ -58,6 +71,7 @@ def _generation_setup(tmp_path: Path) -> tuple[list[str], Path, Path]:
             "max_concurrent_calls": 4,
             "save_formatted_output": True,
         },
+        datastore={"output_data_format": fmt},
         filters=[{"name": "dedup", "type": "exact_dedup", "fields": ["question"]}],
         formatter={
             "class_path": f"{SLOW}:SlowFormatter",
@@ -85,19 +99,31 @@ def _generation_setup(tmp_path: Path) -> tuple[list[str], Path, Path]:
     )
     out = tmp_path / "out"
     cmd = cli_command("--task-paths", str(task), "--config-path", str(override), "--output-dir", str(out))
-    return cmd, out / "t1", marker
+    return cmd, out, marker
 
 
-def test_generation_survives_sigkill_in_every_phase(tmp_path: Path) -> None:
-    cmd, task_dir, marker = _generation_setup(tmp_path)
+def _tear(task_dir: Path, fmt: str) -> None:
+    """A torn last line, as a power loss in mid-write would leave it."""
+    path = task_dir / ("data.jsonl" if fmt == "jsonl" else "data.parquet/wal.jsonl")
+    if path.exists():
+        with open(path, "ab") as fh:
+            fh.write(b'{"task_name": "t1", "question": "torn')
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_generation_survives_sigkill_in_every_phase(tmp_path: Path, fmt: str) -> None:
+    cmd, out, marker = _generation_setup(tmp_path, fmt)
+    task_dir = out / "t1"
     rng = random.Random(20240601)
     kills = KillLog()
     log_file = tmp_path / "runs.log"
-    for i, phase in enumerate(GENERATION_PLAN):
+    plan = PLANS[fmt]
+    data_path = task_dir / ("data.jsonl" if fmt == "jsonl" else "data.parquet")
+    for i, phase in enumerate(plan):
         outcome = kill_during(
             cmd,
             phase,
-            data_file=task_dir / "data.jsonl",
+            data_file=data_path,
             marker=marker,
             rng=rng,
             max_delay=0.5 if phase == "generation" else 0.8,
@@ -105,29 +131,27 @@ def test_generation_survives_sigkill_in_every_phase(tmp_path: Path) -> None:
         )
         kills.attempts.append((phase, outcome))
         if i == 1:
-            # a torn last line, as a power loss in mid-write would leave it
-            with open(task_dir / "data.jsonl", "ab") as fh:
-                fh.write(b'{"task_name": "t1", "question": "torn')
-    assert kills.kills >= 10, kills.attempts
-    assert kills.landed("generation") >= 4, kills.attempts
-    assert kills.landed("postprocessing") >= 2, kills.attempts
-    assert kills.landed("formatting") >= 2, kills.attempts
+            _tear(task_dir, fmt)
+    assert kills.kills >= len(plan) - 1, kills.attempts
+    for phase in ("generation", "postprocessing", "formatting"):
+        assert kills.landed(phase) >= plan.count(phase) - 1, kills.attempts
 
     done = subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "torn last record" in log_file.read_text(errors="replace")
+    if fmt == "jsonl":
+        assert "torn last record" in log_file.read_text(errors="replace")
 
-    final = _lines_ok(task_dir / "final_data.jsonl")
+    final = _read(out, "final_data", fmt)
     assert len(final) == TARGET
     assert len({r["id"] for r in final}) == TARGET
     assert len({(r["question"], r["answer"]) for r in final}) == TARGET
 
-    data = _lines_ok(task_dir / "data.jsonl")
+    data = _read(out, "data", fmt)
     data_ids = {r["id"] for r in data}
     assert len(data_ids) == len(data), "a record was appended twice"
     request_idx = [r["lineage"]["request_idx"] for r in data]
     assert len(set(request_idx)) == len(request_idx), "a builder call was replayed into data"
-    seed_ids = {content_id("t1", {"question": s["question"], "answer": s["answer"]}) for s in _seeds()}
+    seed_ids = {content_id("t1", {"question": s["question"], "answer": s["answer"]}) for s in SEEDS}
     for record in final:
         assert record["id"] in data_ids
         assert record["id"] == content_id("t1", {"question": record["question"], "answer": record["answer"]})
@@ -135,25 +159,27 @@ def test_generation_survives_sigkill_in_every_phase(tmp_path: Path) -> None:
         assert lineage["builder"] == "echo" and isinstance(lineage["request_idx"], int)
         assert lineage["icl_ids"] and set(lineage["icl_ids"]) <= seed_ids | data_ids, lineage
 
-    formatted = _lines_ok(task_dir / "formatted_data.jsonl")
+    formatted = _read(out, "formatted_data", fmt)
     assert [f["source_id"] for f in formatted] == [r["id"] for r in final]
+    for path in task_dir.glob("*.jsonl"):  # rejected, failed, ...: no torn lines anywhere
+        _lines_ok(path) if path.stat().st_size else None
     results = json.loads((task_dir / "task_results.json").read_text())
     assert results["status"] == "complete" and results["counts"]["final"] == TARGET
     assert results["epoch"] >= 1  # the dropping postprocessor forced more than one epoch
 
-    before = {p.name: p.read_bytes() for p in task_dir.iterdir() if p.is_file()}
+    before = _snapshot(task_dir)
     again = subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
     assert "already complete" in again.stderr
-    after = {p.name: p.read_bytes() for p in task_dir.iterdir() if p.is_file()}
-    for name in ("data.jsonl", "final_data.jsonl", "formatted_data.jsonl", "postproc_data_1.jsonl"):
-        assert after[name] == before[name], f"re-running a complete task changed {name}"
+    assert _snapshot(task_dir) == before, "re-running a complete task changed its outputs"
 
 
-def _seeds() -> list[dict[str, Any]]:
-    from tests.core.helpers import SEEDS
-
-    return SEEDS
+def _snapshot(task_dir: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(task_dir)): p.read_bytes()
+        for p in sorted(task_dir.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 ROWS = 480

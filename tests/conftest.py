@@ -1,5 +1,6 @@
 """Session-wide fixtures. vLLM is loaded at most once per test session: the in-process
-engine and the OpenAI-compatible server below are each shared by every test that asks."""
+engine and the ``vllm-server`` engine (two OpenAI-compatible replicas) below are each
+shared by every test that asks."""
 
 from __future__ import annotations
 

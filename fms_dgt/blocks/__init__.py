@@ -12,6 +12,8 @@ BUILTIN_BLOCKS: dict[str, str] = {
     "json_schema": "fms_dgt.blocks.validators:JsonSchemaFilter",
     "answer_in_context": "fms_dgt.blocks.validators:AnswerInContext",
     "exact_dedup": "fms_dgt.blocks.dedup.exact:ExactDedup",
+    "minhash_dedup": "fms_dgt.blocks.dedup.minhash:MinHashDedup",
+    "rouge_dedup": "fms_dgt.blocks.dedup.rouge:RougeDedup",
 }
 
 for _name, _path in BUILTIN_BLOCKS.items():

@@ -1,0 +1,224 @@
+"""MinHash signatures and banded LSH indexes, vectorised with numpy, for the near-duplicate
+and ROUGE-L dedup blocks.
+
+Why not datasketch: its ``MinHash`` hashes every shingle with SHA-1 in Python and its LSH
+keeps each band key as a bytes object in a dict of sets (~100 bytes per band per record). A
+streaming filter pays that per record, and a million records pay it a million times.
+Here a record's shingles are hashed once (deterministically: word hashes are CRC-32, n-grams
+combine them with the tuple hash, which is not salted per process, so a run decides the same
+way each time), all ``num_perm`` hash functions are applied in one numpy expression, and the index keeps 8 bytes per band key in sorted arrays (``HashIndex``).
+The figures are in docs/benchmarks.md ("Dedup").
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+_MASK32 = 0xFFFFFFFF
+_WORD = re.compile(r"\w+")
+_CACHE_LIMIT = 500_000
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (``\\w+``: letters, digits and underscore in any script)."""
+    return _WORD.findall(text.lower())
+
+
+class ShingleHasher:
+    """Deterministic 32-bit hashes of word tokens and word n-grams.
+
+    Word hashes are cached (the vocabulary repeats; the cache is cleared when it reaches
+    ``_CACHE_LIMIT`` words so memory stays bounded on open vocabularies).
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, int] = {}
+
+    def word_ids(self, tokens: Sequence[str]) -> list[int]:
+        cache = self._cache
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        out = []
+        for tok in tokens:
+            h = cache.get(tok)
+            if h is None:
+                h = cache[tok] = zlib.crc32(tok.encode())
+            out.append(h)
+        return out
+
+    def ngrams(self, tokens: Sequence[str], n: int) -> np.ndarray:
+        """Hashes of the distinct word ``n``-grams (a text shorter than ``n`` words is one
+        shingle; an empty text has none)."""
+        ids = self.word_ids(tokens)
+        if n <= 1:
+            grams = set(ids)
+        elif len(ids) <= n:
+            grams = {hash(tuple(ids)) & _MASK32} if ids else set()
+        else:
+            grams = {hash(g) & _MASK32 for g in zip(*(ids[i:] for i in range(n)))}
+        return np.fromiter(grams, dtype=np.uint64, count=len(grams))
+
+    @staticmethod
+    def multiset(word_ids: Sequence[int]) -> np.ndarray:
+        """Hashes of (word, occurrence number) pairs for the ``word_ids`` of a text: the set
+        whose Jaccard similarity is the multiset Jaccard of the token lists (what bounds
+        ROUGE-L)."""
+        seen: dict[int, int] = {}
+        grams = []
+        for h in word_ids:
+            k = seen.get(h, 0)
+            seen[h] = k + 1
+            grams.append(hash((h, k)) & _MASK32 if k else h)
+        return np.fromiter(grams, dtype=np.uint64, count=len(grams))
+
+
+class MinHasher:
+    """``num_perm`` hash functions applied to all of a record's shingles at once.
+
+    Each function is multiply-add-shift, ``h(x) = ((a * x + b) mod 2**64) >> 32`` with random
+    64-bit ``a`` (odd) and ``b``: a 2-universal family that needs no modulo (uint64 arithmetic
+    wraps), so a signature is one multiply, one add and one min over an (n, num_perm) array.
+    The min is taken before the shift: the top 32 bits of the smallest value are the smallest
+    top 32 bits.
+    """
+
+    def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
+        if num_perm < 2:
+            raise ValueError("num_perm must be >= 2")
+        rng = np.random.default_rng(seed)
+        self.num_perm = num_perm
+        self.a = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64) | np.uint64(1)
+        self.b = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64)
+
+    def signature(self, hashes: np.ndarray) -> np.ndarray:
+        """uint32 minima per function; an empty shingle set gets all-max (so all empty texts
+        look alike)."""
+        if hashes.size == 0:
+            return np.full(self.num_perm, _MASK32, dtype=np.uint32)
+        mixed = hashes[:, None] * self.a
+        mixed += self.b
+        return (mixed.min(axis=0) >> np.uint64(32)).astype(np.uint32)
+
+
+@lru_cache(maxsize=64)
+def choose_bands(threshold: float, num_perm: int, fn_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) for ``num_perm`` permutations whose S-curve ``1 - (1 - s**rows)**bands``
+    best separates pairs below and above Jaccard ``threshold``: minimises the weighted areas of
+    false positives and false negatives; ``fn_weight`` > 0.5 favours recall."""
+    s = np.linspace(0.0, 1.0, 201)
+    below, above = s < threshold, s >= threshold
+    best, best_cost = (1, num_perm), float("inf")
+    for bands in range(1, num_perm + 1):
+        rows = num_perm // bands
+        p = 1.0 - (1.0 - s**rows) ** bands
+        fp = np.trapezoid(p[below], s[below]) if below.sum() > 1 else 0.0
+        fn = np.trapezoid(1.0 - p[above], s[above]) if above.sum() > 1 else 0.0
+        cost = (1.0 - fn_weight) * fp + fn_weight * fn
+        if cost < best_cost:
+            best, best_cost = (bands, rows), cost
+    return best
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> list[int]:
+    """One 64-bit key per band (the band number is part of the key, so one index holds all
+    bands). Python's bytes hash is salted per process, which only changes which 2**-64
+    collisions happen, never a decision."""
+    raw = sig.tobytes()
+    width = rows * sig.itemsize
+    return [hash((i, raw[i * width : (i + 1) * width])) for i in range(bands)]
+
+
+class HashIndex:
+    """64-bit keys (optionally each with the integer ids inserted under it) in a compact form.
+
+    New keys go to a small dict; when it holds more than ``growth`` times the folded keys
+    (at least ``min_buffer``), it is merged into sorted numpy arrays: 8 bytes per key (16 with
+    ids) instead of ~100 for a Python set entry. Folding at a fixed fraction keeps the total
+    merge work O(n log n) over n keys; a lookup is one vectorised binary search per record.
+    """
+
+    def __init__(self, with_ids: bool = False, min_buffer: int = 8192, growth: float = 0.125) -> None:
+        self.with_ids = with_ids
+        self.min_buffer, self.growth = min_buffer, growth
+        self._recent: dict[int, list[int]] = {}  # key -> ids ([] without ids)
+        self._new_keys: list[int] = []  # insertion order, for the fold
+        self._new_ids: list[int] = []
+        self._keys = np.empty(0, dtype=np.int64)
+        self._ids = np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._new_keys) + len(self._keys)
+
+    def add(self, keys: Sequence[int], item: int = 0) -> None:
+        recent = self._recent
+        if self.with_ids:
+            for k in keys:
+                ids = recent.get(k)
+                if ids is None:
+                    recent[k] = [item]
+                else:
+                    ids.append(item)
+            self._new_keys.extend(keys)
+            self._new_ids.extend([item] * len(keys))
+        else:
+            fresh = [k for k in keys if k not in recent]
+            recent.update(dict.fromkeys(fresh, _EMPTY))
+            self._new_keys.extend(fresh)
+        if len(self._new_keys) >= max(self.min_buffer, self.growth * len(self._keys)):
+            self._fold()
+
+    def contains_any(self, keys: Sequence[int]) -> bool:
+        if not self._recent.keys().isdisjoint(keys):
+            return True
+        n = len(self._keys)
+        if not n:
+            return False
+        q = np.array(keys, dtype=np.int64)
+        i = np.minimum(np.searchsorted(self._keys, q), n - 1)
+        return bool((self._keys[i] == q).any())
+
+    def lookup(self, keys: Sequence[int]) -> set[int]:
+        """Every id inserted under any of ``keys`` (needs ``with_ids``)."""
+        found: set[int] = set()
+        recent = self._recent
+        for k in keys:
+            ids = recent.get(k)
+            if ids:
+                found.update(ids)
+        n = len(self._keys)
+        if n:
+            q = np.array(keys, dtype=np.int64)
+            lo = np.minimum(np.searchsorted(self._keys, q), n - 1)
+            for i in np.flatnonzero(self._keys[lo] == q).tolist():
+                a = int(lo[i])
+                b = int(np.searchsorted(self._keys, q[i], side="right"))
+                found.update(self._ids[a:b].tolist())
+        return found
+
+    def clear(self) -> None:
+        self._recent.clear()
+        self._new_keys.clear()
+        self._new_ids.clear()
+        self._keys = np.empty(0, dtype=np.int64)
+        self._ids = np.empty(0, dtype=np.int64)
+
+    def _fold(self) -> None:
+        keys = np.array(self._new_keys, dtype=np.int64)
+        order = np.argsort(keys, kind="stable")  # small; stable keeps insertion order per key
+        keys = keys[order]
+        # a linear merge into the folded arrays; side="right" puts new ids after older ones
+        at = np.searchsorted(self._keys, keys, side="right")
+        self._keys = np.insert(self._keys, at, keys)
+        if self.with_ids:
+            self._ids = np.insert(self._ids, at, np.array(self._new_ids, dtype=np.int64)[order])
+        self._recent.clear()
+        self._new_keys.clear()
+        self._new_ids.clear()
+
+
+_EMPTY: list[int] = []

@@ -14,6 +14,8 @@ BUILTIN_BLOCKS: dict[str, str] = {
     "exact_dedup": "fms_dgt.blocks.dedup.exact:ExactDedup",
     "minhash_dedup": "fms_dgt.blocks.dedup.minhash:MinHashDedup",
     "rouge_dedup": "fms_dgt.blocks.dedup.rouge:RougeDedup",
+    "embedding_dedup": "fms_dgt.blocks.dedup.embedding:EmbeddingDedup",
+    "language": "fms_dgt.blocks.language:LanguageFilter",
 }
 
 for _name, _path in BUILTIN_BLOCKS.items():

@@ -242,6 +242,35 @@ def run_bare(base_url: str, requests: int, client: str, concurrency: int = 32) -
     return res, json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def cpu_snapshot() -> tuple[float, float, float]:
+    """(wall, CPU seconds the whole machine was busy, CPU seconds of this process and its
+    live descendants). Two snapshots tell how many cores *other* processes took meanwhile,
+    which is what makes a wall-clock figure on a shared machine trustworthy or not."""
+    import psutil
+
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal: steal is time the host took from us
+    busy = sum(fields[i] for i in (0, 1, 2, 5, 6, 7) if i < len(fields)) / os.sysconf("SC_CLK_TCK")
+    me = psutil.Process()
+    own = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+            own += t.user + t.system
+        except psutil.Error:
+            pass
+    return time.monotonic(), busy, own
+
+
+def foreign_cores(before: tuple[float, float, float], exited_cpu: float = 0.0) -> float:
+    """Average number of cores used by processes outside this tree since ``before``
+    (``exited_cpu``: CPU of children that ended meanwhile, which psutil can no longer see)."""
+    now = cpu_snapshot()
+    wall = max(now[0] - before[0], 1e-9)
+    return max(0.0, (now[1] - before[1]) - (now[2] - before[2]) - exited_cpu) / wall
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

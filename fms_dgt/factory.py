@@ -211,18 +211,18 @@ def build_builder(
             else:
                 blocks[name] = pool.get(spec, doc, key)
         else:
-            blocks[name] = _build_block(spec, doc, key, pool)
+            blocks[name] = _build_block(spec, doc, key, pool, blocks)
             if isinstance(blocks[name], FilterBlock):
                 filters.append(blocks[name])
     task_doc = task.yaml_doc or doc
     for i, spec in enumerate(_spec_list(task.filter_configs, task_doc, "filters")):
-        block = _build_block(spec, task_doc, ("filters", i), pool)
+        block = _build_block(spec, task_doc, ("filters", i), pool, blocks)
         if not isinstance(block, FilterBlock):
             raise task_doc.error(f"'{block.name}' is not a filter block", "filters", i)
         filters.append(block)
     postprocessors: list[Postprocessor] = []
     for i, spec in enumerate(_spec_list(config.get("postprocessors"), doc, "postprocessors")):
-        block = _build_block(spec, doc, ("postprocessors", i), pool)
+        block = _build_block(spec, doc, ("postprocessors", i), pool, blocks)
         if isinstance(block, FilterBlock):
             block = FilterPostprocessor(block)
         elif not isinstance(block, Postprocessor):
@@ -283,12 +283,21 @@ def _block_name(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...], seen: 
     return name
 
 
-def _build_block(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...], pool: EnginePool) -> Any:
+def _build_block(
+    spec: dict[str, Any],
+    doc: YamlDoc,
+    key: tuple[Any, ...],
+    pool: EnginePool,
+    built: dict[str, Any] | None = None,
+) -> Any:
     spec = dict(spec)
     runtime: dict[str, Any] = {}
     engine_spec = spec.get("engine")
-    if isinstance(engine_spec, dict):  # e.g. an LLM judge names the engine it uses
+    if isinstance(engine_spec, dict):  # e.g. an LLM judge with an engine of its own
         runtime["engine"] = pool.get(engine_spec, doc, (*key, "engine"))
+        spec.pop("engine")
+    elif isinstance(engine_spec, str):  # ... or naming an engine block of the builder
+        runtime["engine"] = _engine_block(engine_spec, built or {}, doc, (*key, "engine"))
         spec.pop("engine")
     kind = spec.get("type")
     if "class_path" not in spec and isinstance(kind, str) and kind not in block_registry:
@@ -302,3 +311,18 @@ def _build_block(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...], pool:
             or f"blocks: {', '.join(block_registry.names())}; engines: {', '.join(engines.names())}",
         )
     return build_component(block_registry, spec, doc=doc, key=key, runtime_kwargs=runtime)
+
+
+def _engine_block(name: str, built: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...]) -> Engine:
+    """The engine block ``name`` among the builder's blocks built so far."""
+    engine = built.get(name)
+    if isinstance(engine, Engine):
+        return engine
+    names = [n for n, b in built.items() if isinstance(b, Engine)]
+    raise doc.error(
+        f"'{name}' is not an engine block of this builder",
+        *key,
+        hint=did_you_mean(name, names)
+        or (f"engine blocks: {', '.join(names)}" if names else "declare the engine block first")
+        + " (engine blocks must come before the blocks that use them)",
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 from fms_dgt.blocks.base import FilterBlock
 from fms_dgt.datapoint import DataPoint, as_dict
-from fms_dgt.engines.base import Engine
+from fms_dgt.engines.base import Engine, use_sink
 from fms_dgt.engines.types import EngineStats, LMRequest, LMResult
 from fms_dgt.task import Task
 
@@ -48,7 +48,8 @@ class TaskLedger:
         """Run the filters on ``record``; append it to ``data`` if all pass."""
         for block in self.async_filters:
             try:
-                reason = await block.acheck(record)
+                with use_sink(self):  # a judge's requests count as this task's, failures recorded
+                    reason = await block.acheck(record)
             except Exception as exc:  # a broken block rejects (visibly), it does not kill the run
                 reason = f"block error: {type(exc).__name__}: {exc}"
             if reason is not None:

@@ -16,6 +16,7 @@ BUILTIN_BLOCKS: dict[str, str] = {
     "rouge_dedup": "fms_dgt.blocks.dedup.rouge:RougeDedup",
     "embedding_dedup": "fms_dgt.blocks.dedup.embedding:EmbeddingDedup",
     "language": "fms_dgt.blocks.language:LanguageFilter",
+    "llm_judge": "fms_dgt.blocks.judge:LLMJudge",
 }
 
 for _name, _path in BUILTIN_BLOCKS.items():

@@ -146,6 +146,7 @@ def _main(args: argparse.Namespace) -> int:
         from fms_dgt.summary import print_interrupted
 
         print_interrupted(runtime)
+        _leave_stuck_builder_calls()
         return EXIT_INTERRUPTED
     from fms_dgt.summary import print_summary
 
@@ -183,6 +184,34 @@ def _run(runtime: Any) -> list[Any] | None:
             return runner.run(supervised())
     except (asyncio.CancelledError, KeyboardInterrupt):
         return None
+
+
+def _leave_stuck_builder_calls(grace: float = 2.0) -> None:
+    """Exit now if plain builder calls are still running in worker threads after a stop.
+
+    Their results are no longer wanted (nothing they return is recorded), but Python joins
+    worker threads at exit, so one builder blocked in a slow call (a sleep, a request with
+    no timeout) would keep an interrupted run alive until it returns. After a short grace
+    period the atexit handlers (which stop engine servers) run, then the process exits
+    without joining those threads."""
+    import atexit
+    import threading
+    import time
+
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread.name.startswith("dgt-builder") and thread.is_alive():
+            thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in threading.enumerate() if t.name.startswith("dgt-builder") and t.is_alive()]
+    if not stuck:
+        return
+    logging.getLogger("fms_dgt.run").warning(
+        "%d builder call(s) still running; exiting without waiting for them", len(stuck)
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _loop_factory() -> Callable[[], Any] | None:

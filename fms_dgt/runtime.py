@@ -148,7 +148,8 @@ class Runtime:
                 status, message = "stalled", str(exc)
                 log.error("%s", exc)
             except asyncio.CancelledError:
-                status, message = "interrupted", "stopped by a signal; run the same command to continue"
+                phase = finisher.active or "generating"
+                status, message = "interrupted", f"stopped by a signal while {phase}"
                 raise
             except DGTError as exc:
                 status, message = "failed", str(exc)
@@ -161,7 +162,7 @@ class Runtime:
                 if status != "complete":
                     state.status = status
                     state.save(task.task_dir)
-                results = self._write_results(pt, ledger, state, status, started)
+                results = self._write_results(pt, ledger, state, status, started, message)
             return Outcome(task.task_name, status, message, results)
         finally:
             task.close_datastores()
@@ -183,7 +184,13 @@ class Runtime:
         write_json_atomic(pt.task.task_dir / "task_card.json", card)
 
     def _write_results(
-        self, pt: PreparedTask, ledger: TaskLedger, state: TaskState, status: str, started: float
+        self,
+        pt: PreparedTask,
+        ledger: TaskLedger,
+        state: TaskState,
+        status: str,
+        started: float,
+        message: str = "",
     ) -> dict[str, Any]:
         task = pt.task
         path = task.task_dir / "task_results.json"
@@ -208,6 +215,8 @@ class Runtime:
             "epoch": state.epoch,
             **ledger.summary(),
         }
+        if message:
+            results["message"] = redact(message)
         if previous.get("runs"):
             results["runs"] = previous["runs"]
         write_json_atomic(path, results)

@@ -53,4 +53,9 @@ def print_interrupted(runtime: Any) -> None:
         rows.append(_row(pt.task.task_name, results.get("status", "not started"), results))
     print("interrupted; nothing accepted was lost. Where things stand:")
     print(_table(rows))
+    for pt in runtime.prepared:
+        message = (read_json(pt.task.task_dir / "task_results.json") or {}).get("message")
+        if message:
+            print(f"{pt.task.task_name}: {message}")
+    print(f"outputs: {runtime.output_dir}/<task_name>/")
     print("run the same command again to continue (add --restart to start over)")

@@ -3,14 +3,23 @@
 Each output is written with an atomic replace and the state is saved only after it, so an
 interrupted pass is simply redone on resume, and ``final_data`` is only ever written from
 postprocessed records (never overwritten by raw ones).
+
+These passes run in a worker thread. A thread cannot be cancelled, and the interpreter waits
+for it at exit, so Ctrl-C during a long pass would hang until the pass ended (and the pass
+would then save its state after the runtime had saved "interrupted"). ``Finisher.run`` sets
+a stop flag the record streams check, waits for the thread to stop, then lets the
+cancellation through: the half-written output is discarded and the pass redone on resume.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
+from typing import Any, TypeVar
 
 from fms_dgt.blocks.base import FilterPostprocessor, Postprocessor
 from fms_dgt.datapoint import as_dict
@@ -20,6 +29,12 @@ from fms_dgt.state import TaskState
 from fms_dgt.task import GenerationTask, Task
 
 log = logging.getLogger("fms_dgt.run")
+R = TypeVar("R")
+STOP_WAIT_SECONDS = 10.0  # how long an interrupted run waits for a pass to notice the stop flag
+
+
+class PassInterrupted(Exception):
+    """Raised inside a postprocessing/formatting pass once the run is being stopped."""
 
 
 class Finisher:
@@ -38,6 +53,33 @@ class Finisher:
         self.state = state
         self.postprocessors = postprocessors
         self.formatter = formatter
+        self.stop = threading.Event()
+        self.active: str | None = None  # the pass running now, for "where things stand"
+
+    async def run(self, executor: Executor, step: Callable[..., R], *args: Any) -> R:
+        """Run ``step`` (``postprocess`` or ``format``) in ``executor``; if this coroutine is
+        cancelled (SIGINT/SIGTERM), stop the pass and wait for its thread before re-raising."""
+        future = asyncio.get_running_loop().run_in_executor(executor, step, *args)
+        self.active = "postprocessing" if step == self.postprocess else "formatting"
+        try:
+            result = await asyncio.shield(future)
+            self.active = None
+            return result
+        except asyncio.CancelledError:
+            self.stop.set()
+            try:
+                await asyncio.wait_for(future, STOP_WAIT_SECONDS)
+            except BaseException:  # PassInterrupted, or the pass's own error: moot now
+                pass
+            raise
+
+    def _checked(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """``records``, raising PassInterrupted as soon as the run is being stopped."""
+        stop = self.stop
+        for record in records:
+            if stop.is_set():
+                raise PassInterrupted
+            yield record
 
     def postprocess(self, raw_count: int, target: int | None) -> int:
         """Postprocess every accepted record; write ``final_data`` (the first ``target``
@@ -45,20 +87,22 @@ class Finisher:
         seeds = [as_dict(s) for s in getattr(self.task, "seed_examples", [])]
         previous_upto = self.state.postprocessed_upto
         source = self.task.datastore("data")
-        stream: Iterator[dict[str, Any]] = source.load_data()
+        stream: Iterator[dict[str, Any]] = self._checked(source.load_data())
         kept = raw_count
         for step, pp in enumerate(self.postprocessors, 1):
             out = self.task.datastore(f"postproc_data_{step}")
             if isinstance(pp, FilterPostprocessor):
                 pp.rejected.clear()
-            kept = out.replace(pp.process(stream, seeds))
+            kept = out.replace(self._checked(pp.process(stream, seeds)))
             if isinstance(pp, FilterPostprocessor):
                 self._record_rejections(pp, previous_upto)
             log.info("%s: postprocessor %s kept %d records", self.task.task_name, pp.name, kept)
-            stream = out.load_data()
+            stream = self._checked(out.load_data())
         final = self.task.datastore("final_data")
         limited = itertools.islice(stream, target) if target is not None else stream
         final_count = final.replace(limited)
+        if self.stop.is_set():  # the stream may have ended just as the stop came
+            raise PassInterrupted
         self.state.postprocessed_upto = raw_count
         self.state.postprocessed_kept = kept
         self.state.final_count = final_count
@@ -87,8 +131,11 @@ class Finisher:
         n = 0
         if self.formatter is not None and self.task.runner_config.save_formatted_output:
             store = self.task.datastore("formatted_data")
-            n = store.replace(self.formatter.format_all(self.task.datastore("final_data").load_data()))
+            final = self._checked(self.task.datastore("final_data").load_data())
+            n = store.replace(self._checked(self.formatter.format_all(final)))
             log.info("%s: wrote %d formatted records", self.task.task_name, n)
+        if self.stop.is_set():
+            raise PassInterrupted
         self.state.formatted = True
         self.state.status = "complete"
         self.state.save(self.task.task_dir)

@@ -9,7 +9,6 @@ plus the atomically written state on the next run.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +87,7 @@ class GenerationRun:
                 self.state.status = "generating"
                 await self._generate()
             if self.state.postprocessed_upto != self.ledger.accepted or self.state.status != "postprocessed":
-                kept = await asyncio.get_running_loop().run_in_executor(
+                kept = await self.finisher.run(
                     self.executor, self.finisher.postprocess, self.ledger.accepted, target
                 )
                 self.task.accepted_count = kept
@@ -108,7 +107,7 @@ class GenerationRun:
                 target,
                 self.state.epoch,
             )
-        await asyncio.get_running_loop().run_in_executor(self.executor, self.finisher.format)
+        await self.finisher.run(self.executor, self.finisher.format)
         return "complete"
 
     async def _generate(self) -> None:

@@ -9,7 +9,6 @@ never got that line are cut from ``data`` and the chunk is redone.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -94,12 +93,10 @@ class TransformationRun:
                 self.ledger.sync()
                 self.progress_store.sync()
             self.task.pass_complete = True
-            await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.finisher.postprocess, self.ledger.accepted, None
-            )
+            await self.finisher.run(self.executor, self.finisher.postprocess, self.ledger.accepted, None)
         self.task.pass_complete = True
         if self.state.status != "complete":
-            await asyncio.get_running_loop().run_in_executor(self.executor, self.finisher.format)
+            await self.finisher.run(self.executor, self.finisher.format)
         return "complete"
 
     async def _one_chunk(self, idx: int, rows: list[DataPoint]) -> None:

@@ -74,5 +74,5 @@ class LanguageFilter(FilterBlock):
         if lang in self.languages:
             return None
         if prob < self.min_confidence:
-            return None if self.keep_uncertain else f"language uncertain ({lang} {prob:.2f})"
-        return f"language '{lang}' ({prob:.2f}) not in {sorted(self.languages)}"
+            return None if self.keep_uncertain else f"language uncertain: {lang} {prob:.2f}"
+        return f"wrong language: '{lang}' ({prob:.2f}) not in {sorted(self.languages)}"

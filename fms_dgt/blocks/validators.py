@@ -51,15 +51,15 @@ class LengthBounds(FilterBlock):
         text = self.text_of(record)
         n = len(text)
         if self.min_chars is not None and n < self.min_chars:
-            return f"{n} chars < min_chars {self.min_chars}"
+            return f"too short: {n} chars < min_chars {self.min_chars}"
         if self.max_chars is not None and n > self.max_chars:
-            return f"{n} chars > max_chars {self.max_chars}"
+            return f"too long: {n} chars > max_chars {self.max_chars}"
         if self.min_tokens is not None or self.max_tokens is not None:
             t = len(text.split())
             if self.min_tokens is not None and t < self.min_tokens:
-                return f"{t} tokens < min_tokens {self.min_tokens}"
+                return f"too short: {t} tokens < min_tokens {self.min_tokens}"
             if self.max_tokens is not None and t > self.max_tokens:
-                return f"{t} tokens > max_tokens {self.max_tokens}"
+                return f"too long: {t} tokens > max_tokens {self.max_tokens}"
         return None
 
 

@@ -181,7 +181,7 @@ class EmbeddingDedup(FilterBlock):
     def check(self, record: Any) -> str | None:
         score = self.similarity(record)
         if score >= self.threshold:
-            return f"semantic duplicate (cosine {score:.2f} >= {self.threshold:g})"
+            return f"semantic duplicate: cosine {score:.2f} >= {self.threshold:g}"
         return None
 
     def accept(self, record: Any) -> None:

@@ -94,7 +94,7 @@ class RougeDedup(FilterBlock):
     def check(self, record: Any) -> str | None:
         found = self.matches(record, first_only=True)
         if found:
-            return f"ROUGE-L {found[0][1]:.2f} >= {self.threshold:g} against an accepted record"
+            return f"ROUGE-L duplicate: {found[0][1]:.2f} >= {self.threshold:g} against an accepted record"
         return None
 
     def accept(self, record: Any) -> None:

@@ -1,0 +1,206 @@
+"""Data-quality report of a run: ``python -m fms_dgt.report <output_dir> [--json FILE]``.
+
+For every task folder under ``<output_dir>`` it reads the stores the run wrote (``data``,
+``final_data``, ``rejected``, ``failed``, jsonl or parquet) and ``task_results.json``, and
+prints: records accepted and kept, rejections by block and reason, failed requests, diversity
+of the kept records (distinct-1/2 and self-similarity over a sample) and tokens. The
+rejection and failure counts come from the stores, not from the run's counters, so they
+cover every run of a resumed task. ``--json`` writes the same figures as one JSON document.
+
+Exit status: 0, or 2 when the folder does not exist or holds no task output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from fms_dgt.datastores.base import read_json
+from fms_dgt.metrics.diversity import distinct_n, self_similarity
+
+STORES = ("data", "final_data", "rejected", "failed")
+_SKIP = ("task_name", "is_seed", "id", "lineage")
+
+
+def store_format(task_dir: Path, store: str) -> str | None:
+    """``jsonl`` or ``parquet`` if ``task_dir`` holds ``store`` in that format, else None."""
+    if (task_dir / f"{store}.jsonl").is_file():
+        return "jsonl"
+    if (task_dir / f"{store}.parquet").is_dir():
+        return "parquet"
+    return None
+
+
+def read_store(task_dir: Path, store: str) -> Iterator[dict[str, Any]]:
+    """Stream the records of one store (nothing if it is absent)."""
+    fmt = store_format(task_dir, store)
+    if fmt is None:
+        return iter(())
+    from fms_dgt.datastores.files import FileDatastore
+
+    ds = FileDatastore(
+        store_name=store, output_dir=task_dir.parent, task_name=task_dir.name, output_data_format=fmt
+    )
+    return ds.load_data()
+
+
+def task_dirs(output_dir: Path) -> list[Path]:
+    """Sub-folders that hold a task's output (results or any record store)."""
+    return [
+        d
+        for d in sorted(output_dir.iterdir())
+        if d.is_dir() and ((d / "task_results.json").is_file() or any(store_format(d, s) for s in STORES))
+    ]
+
+
+def reason_kind(reason: str) -> str:
+    """What a rejection reason says before its first colon (the details vary per record)."""
+    return str(reason).split(":", 1)[0].strip()[:80]
+
+
+def record_text(record: dict[str, Any], fields: Sequence[str] | None = None) -> str:
+    """The text of a record for diversity: the given fields, or every user string field."""
+    if fields:
+        return "\n".join(str(record[f]) for f in fields if record.get(f) is not None)
+    return "\n".join(v for k, v in record.items() if k not in _SKIP and isinstance(v, str))
+
+
+def task_report(task_dir: Path, fields: Sequence[str] | None = None, sample: int = 300) -> dict[str, Any]:
+    """All figures for one task folder."""
+    results = read_json(task_dir / "task_results.json") or {}
+    accepted = sum(1 for _ in read_store(task_dir, "data"))
+    final_kind = "final_data" if store_format(task_dir, "final_data") else "data"
+    texts = [record_text(r, fields) for r in read_store(task_dir, final_kind)]
+
+    by_block: dict[str, Counter[str]] = defaultdict(Counter)
+    by_stage: Counter[str] = Counter()
+    for row in read_store(task_dir, "rejected"):
+        by_block[str(row.get("block"))][reason_kind(row.get("reason", ""))] += 1
+        by_stage[str(row.get("stage", "generation"))] += 1
+
+    failed_stage: Counter[str] = Counter()
+    failed_errors: Counter[str] = Counter()
+    for row in read_store(task_dir, "failed"):
+        failed_stage[str(row.get("stage"))] += 1
+        failed_errors[reason_kind(str(row.get("error") or "unknown"))] += 1
+
+    tokens = dict(results.get("tokens") or {})
+    if tokens:
+        tokens["total"] = int(tokens.get("prompt", 0)) + int(tokens.get("completion", 0))
+    return {
+        "task": task_dir.name,
+        "status": results.get("status"),
+        "target": results.get("target"),
+        "accepted": accepted,
+        "final": len(texts) if final_kind == "final_data" else None,
+        "rejected": {
+            "total": sum(by_stage.values()),
+            "by_stage": dict(by_stage),
+            "by_block": {
+                b: {"total": sum(c.values()), "reasons": dict(c.most_common())} for b, c in by_block.items()
+            },
+        },
+        "failed": {
+            "total": sum(failed_stage.values()),
+            "by_stage": dict(failed_stage),
+            "errors": dict(failed_errors.most_common(10)),
+        },
+        "diversity": {
+            "records": len(texts),
+            "source": final_kind,
+            "distinct_1": round(distinct_n(texts, 1), 4),
+            "distinct_2": round(distinct_n(texts, 2), 4),
+            "self_similarity_rouge_l": _round(self_similarity(texts, "rouge_l", max_texts=sample)),
+            "self_similarity_jaccard": _round(self_similarity(texts, "jaccard", max_texts=sample * 3)),
+        },
+        "tokens": tokens,
+        "requests": results.get("requests"),
+        "engines": results.get("engines") or {},
+        "elapsed_seconds": results.get("elapsed_seconds"),
+    }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def render(reports: list[dict[str, Any]]) -> str:
+    """Human-readable text of ``reports``."""
+    lines: list[str] = []
+    for r in reports:
+        target = f" / target {r['target']}" if r.get("target") is not None else ""
+        final = f", {r['final']} in final_data" if r.get("final") is not None else ""
+        lines.append(f"== {r['task']} ({r.get('status') or 'no task_results'})")
+        lines.append(f"  accepted     {r['accepted']}{final}{target}")
+        rej = r["rejected"]
+        stages = ", ".join(f"{k} {v}" for k, v in rej["by_stage"].items())
+        lines.append(f"  rejected     {rej['total']}" + (f" ({stages})" if stages else ""))
+        for block, info in sorted(rej["by_block"].items(), key=lambda kv: -kv[1]["total"]):
+            lines.append(f"    {block:<20} {info['total']:>7}")
+            for reason, n in info["reasons"].items():
+                lines.append(f"      {n:>7}  {reason}")
+        fail = r["failed"]
+        lines.append(f"  failed       {fail['total']}")
+        for error, n in fail["errors"].items():
+            lines.append(f"      {n:>7}  {error}")
+        d = r["diversity"]
+        lines.append(
+            f"  diversity    {d['records']} records of {d['source']}: distinct-1 {d['distinct_1']}, "
+            f"distinct-2 {d['distinct_2']}, self-similarity ROUGE-L {d['self_similarity_rouge_l']}, "
+            f"Jaccard {d['self_similarity_jaccard']}"
+        )
+        tok = r["tokens"]
+        if tok:
+            lines.append(
+                f"  tokens       prompt {tok.get('prompt', 0)}, completion {tok.get('completion', 0)}, "
+                f"total {tok.get('total', 0)}"
+                + (f" in {r['requests']} requests" if r.get("requests") else "")
+            )
+        else:
+            lines.append("  tokens       (no task_results.json)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fms_dgt.report",
+        description="Data-quality report of the tasks under an output directory.",
+    )
+    parser.add_argument("output_dir", help="the run's output directory (holds one folder per task)")
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': stdout only)")
+    parser.add_argument("--task", action="append", help="only this task (repeatable)")
+    parser.add_argument("--fields", nargs="+", help="record fields used for diversity (default: all text)")
+    parser.add_argument("--sample", type=int, default=300, help="records sampled for self-similarity")
+    args = parser.parse_args(argv)
+
+    out = Path(args.output_dir)
+    if not out.is_dir():
+        print(f"error: output directory '{out}' does not exist", file=sys.stderr)
+        return 2
+    dirs = [d for d in task_dirs(out) if not args.task or d.name in args.task]
+    if not dirs:
+        what = f"tasks {', '.join(args.task)}" if args.task else "task output"
+        print(
+            f"error: no {what} under '{out}' (expected <output_dir>/<task_name>/data.jsonl ...)",
+            file=sys.stderr,
+        )
+        return 2
+    reports = [task_report(d, args.fields, args.sample) for d in dirs]
+    doc = {"output_dir": str(out), "tasks": reports}
+    if args.json == "-":
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return 0
+    print(render(reports), end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

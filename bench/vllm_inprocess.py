@@ -44,7 +44,7 @@ WARMUP_PROMPT = "Say hello."
 # a round counts only if other processes took at most this many cores during both of its
 # passes; disturbed rounds are repeated, up to rounds * MAX_ATTEMPTS_FACTOR in all
 QUIET_CORES = 0.3
-MAX_ATTEMPTS_FACTOR = 3
+MAX_ATTEMPTS_FACTOR = 4
 MAX_MODEL_LEN = 1024  # as in bench/builders/bench_prompts/bench_prompts.yaml (same engine key)
 _TOPICS = [
     "a lighthouse keeper",

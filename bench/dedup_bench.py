@@ -1,0 +1,296 @@
+"""Streaming dedup benchmark: minhash_dedup at 10k/100k/1M records, rouge_dedup at 100k, and
+the recall of rouge_dedup's pruning against exhaustive ROUGE-L on a 5k sample.
+
+    python -m bench.dedup_bench                      # the full table (docs/benchmarks.md)
+    python -m bench.dedup_bench --minhash 10000 100000 --rouge 20000 --recall 2000
+
+Records are synthetic texts of 20-60 words drawn from a Zipf-like vocabulary (so common
+words recur as in real text); a fraction ``--dup-fraction`` are near duplicates: an earlier
+text with up to 40% of its words deleted, replaced or followed by an inserted word. Each
+measurement runs in a fresh child process and streams records in chunks of 10,000, so the
+peak RSS is the filter's (plus one chunk), and the time counted is only ``check``/``accept``:
+what the filter adds to a run. Wall and CPU seconds are both given, since the machine may be
+shared (CPU seconds do not grow with other processes' load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CHUNK = 10_000
+VOCAB = 30_000
+
+
+class TextSource:
+    """Deterministic synthetic texts, generated lazily (memory does not grow with n)."""
+
+    def __init__(self, dup_fraction: float = 0.1, seed: int = 0, max_edit: float = 0.4) -> None:
+        self.rng = np.random.default_rng(seed)
+        ranks = np.arange(1, VOCAB + 1)
+        p = 1.0 / (ranks + 2.7)
+        self.p = p / p.sum()
+        self.vocab = np.array([_word(i) for i in range(VOCAB)], dtype=object)
+        self.dup_fraction, self.max_edit = dup_fraction, max_edit
+        self.recent: list[list[str]] = []  # sources of near duplicates (bounded)
+
+    def _draw(self, n: int) -> list[str]:
+        return self.vocab[self.rng.choice(VOCAB, size=n, p=self.p)].tolist()
+
+    def texts(self, n: int) -> list[str]:
+        rng = self.rng
+        lengths = rng.integers(20, 61, size=n)
+        dup = rng.random(n) < self.dup_fraction
+        fresh = self._draw(int(lengths.sum()) + 1)
+        spare = self._draw(n * 8 + 100)
+        pos = spare_pos = 0
+        out: list[str] = []
+        for i in range(n):
+            if dup[i] and self.recent:
+                src = self.recent[int(rng.integers(len(self.recent)))]
+                rate = rng.uniform(0.0, self.max_edit)
+                words: list[str] = []
+                for w, u in zip(src, rng.random(len(src)).tolist()):
+                    if u < rate / 3:  # delete
+                        continue
+                    if u < 2 * rate / 3:  # replace
+                        words.append(spare[spare_pos % len(spare)])
+                        spare_pos += 1
+                        continue
+                    words.append(w)
+                    if u < rate:  # insert after
+                        words.append(spare[spare_pos % len(spare)])
+                        spare_pos += 1
+            else:
+                k = int(lengths[i])
+                words = fresh[pos : pos + k]
+                pos += k
+            if len(self.recent) < 5000:
+                self.recent.append(words)
+            else:
+                self.recent[int(rng.integers(5000))] = words
+            out.append(" ".join(words))
+        return out
+
+
+def _word(i: int) -> str:
+    """A pronounceable pseudo-word per rank (so tokenisation sees ordinary words)."""
+    consonants, vowels = "bcdfghjklmnprstvz", "aeiou"
+    s = ""
+    i += 1
+    while i:
+        i, r = divmod(i, len(consonants) * len(vowels))
+        s += consonants[r % len(consonants)] + vowels[r // len(consonants)]
+    return s
+
+
+def records(n: int, dup_fraction: float, seed: int = 0) -> Iterator[list[dict[str, str]]]:
+    """Chunks of ``{"text": ...}`` records, ``n`` in all."""
+    source = TextSource(dup_fraction, seed)
+    done = 0
+    while done < n:
+        k = min(CHUNK, n - done)
+        yield [{"text": t} for t in source.texts(k)]
+        done += k
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_stream(kind: str, n: int, dup_fraction: float) -> dict[str, Any]:
+    """Stream ``n`` records through a fresh block (in this process)."""
+    from fms_dgt.blocks.dedup.minhash import MinHashDedup
+    from fms_dgt.blocks.dedup.rouge import RougeDedup
+
+    block: Any = MinHashDedup(fields=["text"]) if kind == "minhash" else RougeDedup(fields=["text"])
+    if kind == "datasketch":
+        block = _DatasketchDedup()
+    wall = cpu = 0.0
+    rejected = 0
+    base = _rss_mb()
+    for chunk in records(n, dup_fraction):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for rec in chunk:
+            if block.check(rec) is None:
+                block.accept(rec)
+            else:
+                rejected += 1
+        wall += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+    out = {"kind": kind, "n": n, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rejected": rejected}
+    out.update(peak_rss_mb=round(_rss_mb()), rss_before_mb=round(base))
+    if kind == "rouge":
+        out["comparisons"] = block.comparisons
+    return out
+
+
+class _DatasketchDedup:
+    """The same streaming rule on datasketch (MinHash.update_batch + MinHashLSH), as a baseline."""
+
+    def __init__(self, threshold: float = 0.8, num_perm: int = 128) -> None:
+        from datasketch import MinHash, MinHashLSH
+
+        from fms_dgt.blocks.dedup.lsh import words
+
+        self.words, self.MinHash = words, MinHash
+        self.perms = MinHash(num_perm=num_perm, seed=1).permutations
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self.last: Any = None
+        self.count = 0
+
+    def check(self, rec: dict[str, str]) -> str | None:
+        toks = self.words(rec["text"])
+        grams = {" ".join(toks[i : i + 2]).encode() for i in range(max(1, len(toks) - 1))}
+        m = self.MinHash(num_perm=len(self.perms[0]), permutations=self.perms, scheme="legacy")
+        m.update_batch(list(grams))
+        self.last = m
+        return "near duplicate" if self.lsh.query(m) else None
+
+    def accept(self, rec: dict[str, str]) -> None:
+        self.lsh.insert(str(self.count), self.last)
+        self.count += 1
+
+
+def rouge_recall(n: int, dup_fraction: float, threshold: float = 0.7) -> dict[str, Any]:
+    """Pairs (i < j) with ROUGE-L F >= threshold found by rouge_dedup's candidates, against
+    all pairs, and the records each rule rejects when streaming."""
+    from fms_dgt.blocks.dedup.rouge import RougeDedup
+    from fms_dgt.metrics.text import LcsMasks, tokenize
+
+    texts = [r["text"] for chunk in records(n, dup_fraction, seed=1) for r in chunk]
+    toks = [tokenize(t) for t in texts]
+    t0 = time.perf_counter()
+    truth: set[tuple[int, int]] = set()
+    for i, j in _overlap_candidates(toks, threshold):
+        if 2 * LcsMasks(toks[i]).lcs(toks[j]) / (len(toks[i]) + len(toks[j])) >= threshold:
+            truth.add((i, j))
+    exhaustive_s = time.perf_counter() - t0
+    block = RougeDedup(fields=["text"], threshold=threshold)
+    found: set[tuple[int, int]] = set()
+    t0 = time.perf_counter()
+    for j, text in enumerate(texts):
+        rec = {"text": text}
+        found.update((i, j) for i, _ in block.matches(rec))
+        block.accept(rec)
+    pruned_s = time.perf_counter() - t0
+    # streaming rejections: j is rejected if a kept earlier record matches it
+    kept_exact = _stream_rejections(n, truth)
+    kept_pruned = _stream_rejections(n, found)
+    return {
+        "n": n,
+        "threshold": threshold,
+        "pairs": len(truth),
+        "found": len(found & truth),
+        "false_pairs": len(found - truth),
+        "pair_recall": round(len(found & truth) / max(1, len(truth)), 4),
+        "rejected_exhaustive": n - len(kept_exact),
+        "rejected_pruned": n - len(kept_pruned),
+        "comparisons": block.comparisons,
+        "all_pairs": n * (n - 1) // 2,
+        "exhaustive_s": round(exhaustive_s, 1),
+        "pruned_s": round(pruned_s, 2),
+    }
+
+
+def _stream_rejections(n: int, pairs: set[tuple[int, int]]) -> set[int]:
+    earlier: dict[int, list[int]] = {}
+    for i, j in pairs:
+        earlier.setdefault(j, []).append(i)
+    kept: set[int] = set()
+    for j in range(n):
+        if not any(i in kept for i in earlier.get(j, ())):
+            kept.add(j)
+    return kept
+
+
+def _overlap_candidates(toks: list[list[str]], t: float) -> Iterator[tuple[int, int]]:
+    """Every pair whose multiset overlap allows ROUGE-L F >= t (LCS <= overlap), computed for
+    all pairs at once with a sparse product: a sound filter, so what passes it and the exact
+    LCS is exactly the exhaustive answer. Falls back to all pairs without scipy."""
+    n = len(toks)
+    try:
+        from scipy import sparse
+    except ImportError:  # pragma: no cover - scipy comes with sentence-transformers
+        yield from ((i, j) for i in range(n) for j in range(i + 1, n))
+        return
+    vocab: dict[tuple[str, int], int] = {}
+    rows, cols = [], []
+    for i, ts in enumerate(toks):
+        seen: dict[str, int] = {}
+        for w in ts:
+            k = seen.get(w, 0)
+            seen[w] = k + 1
+            rows.append(i)
+            cols.append(vocab.setdefault((w, k), len(vocab)))
+    x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, len(vocab)))
+    m = (x @ x.T).tocoo()
+    lengths = np.array([len(ts) for ts in toks])
+    ok = (m.row < m.col) & (m.data >= t * (lengths[m.row] + lengths[m.col]) / 2 - 1e-6)
+    yield from zip(m.row[ok].tolist(), m.col[ok].tolist())
+
+
+def _child(args: list[str]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.dedup_bench", "--child", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {args} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minhash", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--rouge", type=int, nargs="*", default=[100_000])
+    ap.add_argument("--datasketch", type=int, nargs="*", default=[10_000, 100_000])
+    ap.add_argument("--recall", type=int, default=5_000, help="sample size for the recall check (0: skip)")
+    ap.add_argument("--dup-fraction", type=float, default=0.1)
+    ap.add_argument("--json", help="write all results to this file")
+    ap.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_stream(args.child[0], int(args.child[1]), args.dup_fraction)))
+        return 0
+
+    rows = []
+    for kind, sizes in (("minhash", args.minhash), ("datasketch", args.datasketch), ("rouge", args.rouge)):
+        for n in sizes:
+            row = _child([kind, str(n), "--dup-fraction", str(args.dup_fraction)])
+            rows.append(row)
+            print(
+                f"{kind:<11} {n:>9,} records  wall {row['wall_s']:>7.1f} s  cpu {row['cpu_s']:>7.1f} s  "
+                f"{row['wall_s'] / n * 1e6:>6.1f} us/record  peak RSS {row['peak_rss_mb']:>5} MB "
+                f"(before {row['rss_before_mb']} MB)  rejected {row['rejected']:,}",
+                flush=True,
+            )
+    recall = None
+    if args.recall:
+        recall = rouge_recall(args.recall, args.dup_fraction)
+        print(
+            f"rouge recall @{recall['threshold']} on {recall['n']:,}: {recall['found']}/{recall['pairs']} pairs "
+            f"({recall['pair_recall']:.1%}), {recall['false_pairs']} false; streaming rejects "
+            f"{recall['rejected_pruned']} vs {recall['rejected_exhaustive']} exhaustive; "
+            f"{recall['comparisons']:,} exact comparisons of {recall['all_pairs']:,} pairs"
+        )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"runs": rows, "recall": recall, "dup_fraction": args.dup_fraction}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,9 +4,9 @@ and ROUGE-L dedup blocks.
 Why not datasketch: its ``MinHash`` hashes every shingle with SHA-1 in Python and its LSH
 keeps each band key as a bytes object in a dict of sets (~100 bytes per band per record). A
 streaming filter pays that per record, and a million records pay it a million times.
-Here a record's shingles are hashed once (deterministically: word hashes are CRC-32, n-grams
-combine them with the tuple hash, which is not salted per process, so a run decides the same
-way each time), all ``num_perm`` hash functions are applied in one numpy expression, and the index keeps 8 bytes per band key in sorted arrays (``HashIndex``).
+Here a record's shingles are hashed once (deterministically: word hashes are CRC-32 and
+n-grams combine them arithmetically in numpy, nothing salted per process, so a run decides
+the same way each time), all ``num_perm`` hash functions are applied in one numpy expression, and the index keeps 8 bytes per band key in sorted arrays (``HashIndex``).
 The figures are in docs/benchmarks.md ("Dedup").
 """
 
@@ -20,6 +20,8 @@ from functools import lru_cache
 import numpy as np
 
 _MASK32 = 0xFFFFFFFF
+_SHIFT32 = np.uint64(32)
+_ODD = np.uint64(0x9E3779B97F4A7C15)
 _WORD = re.compile(r"\w+")
 _CACHE_LIMIT = 500_000
 
@@ -43,25 +45,31 @@ class ShingleHasher:
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
-        out = []
-        for tok in tokens:
-            h = cache.get(tok)
-            if h is None:
-                h = cache[tok] = zlib.crc32(tok.encode())
-            out.append(h)
-        return out
+        ids = list(map(cache.get, tokens))
+        if None in ids:
+            for i, h in enumerate(ids):
+                if h is None:
+                    tok = tokens[i]
+                    ids[i] = cache[tok] = zlib.crc32(tok.encode())
+        return ids  # type: ignore[return-value]
 
     def ngrams(self, tokens: Sequence[str], n: int) -> np.ndarray:
-        """Hashes of the distinct word ``n``-grams (a text shorter than ``n`` words is one
-        shingle; an empty text has none)."""
-        ids = self.word_ids(tokens)
-        if n <= 1:
-            grams = set(ids)
-        elif len(ids) <= n:
-            grams = {hash(tuple(ids)) & _MASK32} if ids else set()
-        else:
-            grams = {hash(g) & _MASK32 for g in zip(*(ids[i:] for i in range(n)))}
-        return np.fromiter(grams, dtype=np.uint64, count=len(grams))
+        """64-bit hashes of the word ``n``-grams (a text shorter than ``n`` words is one
+        shingle; an empty text has none). Repeated n-grams are not removed: they do not
+        change a MinHash signature."""
+        ids = np.array(self.word_ids(tokens), dtype=np.uint64)
+        if n <= 1 or len(ids) == 0:
+            return ids
+        if len(ids) <= n:
+            n = len(ids)
+        m = len(ids) - n + 1
+        if n == 2:  # exact: (first << 32) | second
+            return (ids[:m] << _SHIFT32) | ids[1 : m + 1]
+        grams = ids[:m].copy()  # a polynomial in the word hashes, mod 2**64
+        for i in range(1, n):
+            grams *= _ODD
+            grams += ids[i : m + i]
+        return grams
 
     @staticmethod
     def multiset(word_ids: Sequence[int]) -> np.ndarray:
@@ -73,8 +81,8 @@ class ShingleHasher:
         for h in word_ids:
             k = seen.get(h, 0)
             seen[h] = k + 1
-            grams.append(hash((h, k)) & _MASK32 if k else h)
-        return np.fromiter(grams, dtype=np.uint64, count=len(grams))
+            grams.append(h | (k << 32))
+        return np.array(grams, dtype=np.uint64)
 
 
 class MinHasher:

@@ -9,14 +9,16 @@ words recur as in real text); a fraction ``--dup-fraction`` are near duplicates:
 text with up to 40% of its words deleted, replaced or followed by an inserted word. Each
 measurement runs in a fresh child process and streams records in chunks of 10,000, so the
 peak RSS is the filter's (plus one chunk), and the time counted is only ``check``/``accept``:
-what the filter adds to a run. Wall and CPU seconds are both given, since the machine may be
-shared (CPU seconds do not grow with other processes' load).
+what the filter adds to a run. Wall and CPU seconds are both given, with the 1-minute load
+average at the end of each run, since the machine may be shared (CPU seconds grow much less
+with other processes' load than wall seconds).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -129,7 +131,7 @@ def run_stream(kind: str, n: int, dup_fraction: float) -> dict[str, Any]:
         wall += time.perf_counter() - t0
         cpu += time.process_time() - c0
     out = {"kind": kind, "n": n, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rejected": rejected}
-    out.update(peak_rss_mb=round(_rss_mb()), rss_before_mb=round(base))
+    out.update(peak_rss_mb=round(_rss_mb()), rss_before_mb=round(base), load_avg=round(os.getloadavg()[0], 1))
     if kind == "rouge":
         out["comparisons"] = block.comparisons
     return out
@@ -274,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{kind:<11} {n:>9,} records  wall {row['wall_s']:>7.1f} s  cpu {row['cpu_s']:>7.1f} s  "
                 f"{row['wall_s'] / n * 1e6:>6.1f} us/record  peak RSS {row['peak_rss_mb']:>5} MB "
-                f"(before {row['rss_before_mb']} MB)  rejected {row['rejected']:,}",
+                f"(before {row['rss_before_mb']} MB)  rejected {row['rejected']:,}  "
+                f"load {row['load_avg']}",
                 flush=True,
             )
     recall = None

@@ -42,6 +42,7 @@ class Overrides:
     # the override file, so an error in what it sets points at its line (None: CLI flags)
     doc: YamlDoc | None = None
     engine_from_file: bool = False
+    engine_flags: dict[str, str] = field(default_factory=dict)  # engine key -> CLI flag that set it
 
     def error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
         """A ConfigError located in the override file (or at the CLI flag if there is none)."""
@@ -250,15 +251,17 @@ def build_builder(
 
 def _override_engine(name: str, overrides: Overrides, pool: EnginePool) -> Engine:
     """The engine that replaces block ``name``: from the override file's ``engines`` section
-    (errors point at its lines) or from the ``--engine`` flags (errors name the flag)."""
+    (errors point at its lines) and/or the ``--engine`` flags (errors name the flag)."""
     spec = {"name": name, **(overrides.engine or {})}
-    if overrides.engine_from_file:
-        return pool.get(spec, overrides.doc, ("engines",))
+    doc, key = (overrides.doc, ("engines",)) if overrides.engine_from_file else (None, ())
     try:
-        return pool.get(spec, None, ())
+        return pool.get(spec, doc, key)
     except ConfigError as err:
-        flag = "--engine" if err.field in (None, "type", "class_path") else f"--{err.field}"
-        raise ConfigError(err.message, field=flag.replace("_", "-"), hint=err.hint) from None
+        last = (err.field or "type").split(".")[-1]
+        flag = overrides.engine_flags.get(last)
+        if flag is None:
+            raise
+        raise ConfigError(err.message, field=flag, hint=err.hint) from None
 
 
 def _spec_list(value: Any, doc: YamlDoc, key: str) -> list[dict[str, Any]]:

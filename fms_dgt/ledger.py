@@ -14,9 +14,11 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from fms_dgt.blocks.base import FilterBlock
+from fms_dgt.config.yaml_loader import redact
 from fms_dgt.datapoint import DataPoint, as_dict
 from fms_dgt.engines.base import Engine, use_sink
 from fms_dgt.engines.types import EngineStats, LMRequest, LMResult
+from fms_dgt.errors import RetryableEngineError
 from fms_dgt.task import Task
 
 SYNC_EVERY_SECONDS = 2.0
@@ -39,6 +41,11 @@ class TaskLedger:
         self.rejected_count = 0
         self.failed_count = 0
         self.calls = 0
+        # requests that succeeded / failed after all retries on transient errors (5xx, 429,
+        # timeouts, dropped connections): the generation loop tells an outage from a stall
+        self.engine_ok = 0
+        self.engine_transient_failures = 0
+        self.last_engine_error: str | None = None
         self.rejected_by_block: dict[str, Counter[str]] = defaultdict(Counter)
         self.engine_stats: dict[str, EngineStats] = defaultdict(EngineStats)
         self._last_sync = time.monotonic()
@@ -79,7 +86,7 @@ class TaskLedger:
 
     def builder_failed(self, request_idx: int, exc: BaseException) -> None:
         """A builder call raised: record it (the run goes on; stalls are detected upstream)."""
-        tb = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        tb = redact("".join(traceback.format_exception_only(type(exc), exc)).strip())
         self.failed.save_data(
             [
                 {
@@ -103,14 +110,21 @@ class TaskLedger:
             stats.retries += max(0, result.attempts - 1)
         stats.prompt_tokens += result.prompt_tokens
         stats.completion_tokens += result.completion_tokens
-        if not result.ok:
+        if result.ok:
+            self.engine_ok += 1
+        else:
             stats.failed += 1
             self.failed_count += 1
+            error = redact(result.error or "")
+            self.last_engine_error = error
+            # the engine base class reports "<ExceptionType>: message"
+            if error.startswith(RetryableEngineError.__name__):
+                self.engine_transient_failures += 1
             self.failed.save_data(
                 [
                     {
                         "request": request.to_dict(),
-                        "error": result.error,
+                        "error": error,
                         "attempts": result.attempts,
                         "engine": engine.name,
                         "stage": "engine",

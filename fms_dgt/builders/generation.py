@@ -9,6 +9,7 @@ plus the atomically written state on the next run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,58 @@ from fms_dgt.task import GenerationTask
 
 log = logging.getLogger("fms_dgt.run")
 CHECKPOINT_SECONDS = 2.0
+
+
+OUTAGE_PAUSE_SECONDS = 0.5
+
+
+class OutageWatch:
+    """Tells "the server is down" from "the builder makes nothing acceptable".
+
+    A builder call that returns nothing because every request it made failed on transient
+    errors (5xx, 429, timeouts, dropped connections), after the engine's own retries, says
+    nothing about the task: counting it toward ``max_stalled_attempts`` would end an
+    hours-long run over a one-minute outage. Such calls are waited out instead, for up to
+    ``max_outage_seconds`` without a single successful request; then the task stops as
+    stalled, naming the last error."""
+
+    def __init__(self, ledger: TaskLedger, limit: float, task_name: str) -> None:
+        self.ledger = ledger
+        self.limit = limit
+        self.task_name = task_name
+        self.since: float | None = None
+        self._ok = ledger.engine_ok
+        self._transient = ledger.engine_transient_failures
+
+    def failing(self) -> bool:
+        """True while the server looks down: requests failed transiently since the last
+        success and none succeeded since (several calls can end on one failure burst)."""
+        ok, transient = self.ledger.engine_ok, self.ledger.engine_transient_failures
+        succeeded, failed = ok > self._ok, transient > self._transient
+        self._ok, self._transient = ok, transient
+        if succeeded:
+            self.since = None
+            return False
+        if not failed and self.since is None:
+            return False
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            log.warning(
+                "%s: LLM requests are failing (%s); waiting", self.task_name, self.ledger.last_engine_error
+            )
+        elif now - self.since > self.limit:
+            raise StalledError(
+                f"{self.task_name}: no LLM request succeeded for {now - self.since:.0f}s "
+                f"(max_outage_seconds={self.limit:g}); last error: {self.ledger.last_engine_error}. "
+                "Run the same command again once the server is back"
+            )
+        return True
+
+    def clear(self) -> None:
+        if self.since is not None:
+            log.info("%s: LLM requests succeed again", self.task_name)
+        self.since = None
 
 
 class GenerationRun:
@@ -114,11 +167,16 @@ class GenerationRun:
         pool = CallPool(self.rc.max_concurrent_calls)
         stall_limit = self.rc.max_stalled_attempts * self.rc.max_concurrent_calls
         calls_without_progress = 0
+        outage = OutageWatch(self.ledger, self.rc.max_outage_seconds, self.task.task_name)
 
         def finished(outcome: tuple[int, int]) -> None:
             nonlocal calls_without_progress
             accepted, _ = outcome
-            calls_without_progress = 0 if accepted else calls_without_progress + 1
+            if accepted:
+                calls_without_progress = 0
+                outage.clear()
+            elif not outage.failing():  # a server outage is waited out, not counted as a stall
+                calls_without_progress += 1
 
         try:
             while True:
@@ -130,6 +188,8 @@ class GenerationRun:
                     break
                 await pool.next_done(finished)
                 self._checkpoint()
+                if outage.since is not None:
+                    await asyncio.sleep(OUTAGE_PAUSE_SECONDS)  # don't hammer a server that is down
                 if self.task.is_complete():
                     break
         finally:

@@ -45,6 +45,11 @@ class RunnerConfig(BaseModel):
         description="windows of max_concurrent_calls calls with no accepted record before stopping",
     )
     max_epochs: int = Field(default=20, ge=1, description="generate/postprocess rounds before giving up")
+    max_outage_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="how long every LLM request may keep failing (server down) before the task stops",
+    )
     seed: int | None = None
 
 

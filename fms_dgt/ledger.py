@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from fms_dgt.blocks.base import FilterBlock
-from fms_dgt.config.yaml_loader import redact
+from fms_dgt.config.yaml_loader import redact, redact_all
 from fms_dgt.datapoint import DataPoint, as_dict
 from fms_dgt.engines.base import Engine, use_sink
 from fms_dgt.engines.types import EngineStats, LMRequest, LMResult
@@ -78,6 +78,7 @@ class TaskLedger:
         return True
 
     def reject(self, record: Any, block: str, reason: str, stage: str = "generation") -> None:
+        reason = redact(reason)  # a block's reason may quote its configuration
         self.rejected.save_data(
             [{"record": as_dict(record), "block": block, "reason": reason, "stage": stage}]
         )
@@ -123,7 +124,7 @@ class TaskLedger:
             self.failed.save_data(
                 [
                     {
-                        "request": request.to_dict(),
+                        "request": redact_all(request.to_dict()),  # prompts may hold expanded config
                         "error": error,
                         "attempts": result.attempts,
                         "engine": engine.name,

@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {redact(exc.render())}", file=sys.stderr)
         return EXIT_CONFIG
     except DGTError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from fms_dgt.config.yaml_loader import redact
+
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -116,6 +116,7 @@ class Runtime:
         try:
             lock.acquire()
         except TaskLockedError as exc:
+            log.error("%s", exc)
             return Outcome(task.task_name, "locked", str(exc))
         started = time.time()
         try:
@@ -181,7 +182,8 @@ class Runtime:
             "engines": [e.describe() for e in pt.builder.engines],
             "written_at": _now(),
         }
-        write_json_atomic(pt.task.task_dir / "task_card.json", card)
+        # expanded ${VAR} values can reach any field (a description, an engine's base_url)
+        write_json_atomic(pt.task.task_dir / "task_card.json", _redacted(card))
 
     def _write_results(
         self,

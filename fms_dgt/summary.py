@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fms_dgt.config.yaml_loader import redact
 from fms_dgt.datastores.base import read_json
 
 COLUMNS = ("task", "status", "final", "accepted", "rejected", "failed", "requests", "tokens", "seconds")
@@ -42,7 +43,7 @@ def print_summary(outcomes: list[Any], output_dir: Path) -> None:
     print(_table(rows))
     for o in outcomes:
         if o.message and o.status != "complete":
-            print(f"{o.task_name}: {o.message}")
+            print(f"{o.task_name}: {redact(o.message)}")
     print(f"outputs: {output_dir}/<task_name>/ (final_data, data, rejected, failed, task_results.json)")
 
 

@@ -315,4 +315,19 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_all(value: Any) -> Any:
+    """``value`` with ``redact`` applied to every string in it (dicts and lists walked).
+    For what the framework itself writes about a run (errors, reasons, requests), never
+    for generated records, whose text is the user's data."""
+    if not SECRET_VALUES:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_all(k): redact_all(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_all(v) for v in value]
+    return value
+
+
 yaml.add_constructor("!include", _include_constructor, Loader=yaml.SafeLoader)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -48,17 +49,32 @@ class TransformationRun:
         self.done: set[int] = set()
 
     def restore(self) -> None:
-        self.done = {int(r["chunk"]) for r in self.progress_store.load_data()}
+        """Which chunks are done: those with a progress line whose record count ``data``
+        still holds. A SIGKILL can only leave records of unfinished chunks (their progress
+        line comes after them); a power loss can also lose records of a chunk whose line
+        survived, since the two files reach the disk independently. Either way the chunk's
+        leftover records are dropped and the chunk is redone."""
+        expected: dict[int, int] = {}
+        for line in self.progress_store.load_data():  # the last line of a redone chunk wins
+            expected[int(line["chunk"])] = int(line.get("accepted", 0))
         data = self.ledger.data
-        stray = sum(1 for r in data.load_data() if _chunk_of(r) not in self.done)
+        have = Counter(_chunk_of(r) for r in data.load_data())
+        self.done = {chunk for chunk, n in expected.items() if have.get(chunk, 0) == n}
+        lost = len(expected) - len(self.done)
+        if lost:
+            log.warning(
+                "%s: %d finished chunk(s) are missing records on disk (lost writes); redoing them",
+                self.task.task_name,
+                lost,
+            )
+        stray = sum(n for chunk, n in have.items() if chunk not in self.done)
         if stray:
             log.warning(
                 "%s: dropping %d records of chunks that were interrupted; they will be redone",
                 self.task.task_name,
                 stray,
             )
-            kept = [r for r in data.load_data() if _chunk_of(r) in self.done]
-            data.replace(kept)
+            data.replace(r for r in data.load_data() if _chunk_of(r) in self.done)
         count = 0
         for record in data.load_data():
             count += 1

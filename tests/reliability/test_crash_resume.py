@@ -187,12 +187,14 @@ CHUNK = 4
 TRANSFORM_PLAN = ["generation"] * 7 + ["postprocessing", "formatting", "formatting"]
 
 
-def test_transformation_resume_never_redoes_finished_chunks(tmp_path: Path) -> None:
+def _transform_setup(tmp_path: Path, rows: int, call_seconds: float) -> tuple[list[str], Path, Path, Path]:
+    """A transformation task over ``rows`` input rows with the echo_transform builder, a
+    slow postprocessor and formatter; returns the command, task dir, marker and call log."""
     marker = tmp_path / "phases.jsonl"
     calls = tmp_path / "calls.jsonl"
     inputs = tmp_path / "task" / "rows.jsonl"
     inputs.parent.mkdir(parents=True)
-    inputs.write_text("".join(json.dumps({"question": f"Row {i}?"}) + "\n" for i in range(ROWS)))
+    inputs.write_text("".join(json.dumps({"question": f"Row {i}?"}) + "\n" for i in range(rows)))
     task = tmp_path / "task" / "task.yaml"
     task.write_text(
         yaml.safe_dump(
@@ -203,7 +205,7 @@ def test_transformation_resume_never_redoes_finished_chunks(tmp_path: Path) -> N
                 "data_builder": "echo_transform",
                 "data": {"data_path": "rows.jsonl"},
                 "calls_file": str(calls),
-                "call_seconds": 0.05,
+                "call_seconds": call_seconds,
                 "runner_config": {
                     "transform_batch_size": CHUNK,
                     "max_concurrent_calls": 4,
@@ -217,26 +219,19 @@ def test_transformation_resume_never_redoes_finished_chunks(tmp_path: Path) -> N
         )
     )
     override = tmp_path / "override.yaml"
-    override.write_text(
-        yaml.safe_dump(
-            {
-                "builders": {
-                    "echo_transform": {
-                        "postprocessors": [
-                            {
-                                "name": "slow_pp",
-                                "class_path": f"{SLOW}:SlowPostprocessor",
-                                "init_args": {"delay": 0.004, "marker": str(marker)},
-                            }
-                        ]
-                    }
-                }
-            }
-        )
-    )
+    pp = {
+        "name": "slow_pp",
+        "class_path": f"{SLOW}:SlowPostprocessor",
+        "init_args": {"delay": 0.004, "marker": str(marker)},
+    }
+    override.write_text(yaml.safe_dump({"builders": {"echo_transform": {"postprocessors": [pp]}}}))
     out = tmp_path / "out"
     cmd = cli_command("--task-paths", str(task), "--config-path", str(override), "--output-dir", str(out))
-    task_dir = out / "tr"
+    return cmd, out / "tr", marker, calls
+
+
+def test_transformation_resume_never_redoes_finished_chunks(tmp_path: Path) -> None:
+    cmd, task_dir, marker, calls = _transform_setup(tmp_path, ROWS, 0.05)
     rng = random.Random(7)
     kills = KillLog()
     for phase in TRANSFORM_PLAN:
@@ -274,3 +269,32 @@ def test_transformation_resume_never_redoes_finished_chunks(tmp_path: Path) -> N
     assert redone <= 4 * kills.landed("generation"), "more chunks redone than were in flight at the kills"
     formatted = _lines_ok(task_dir / "formatted_data.jsonl")
     assert len(formatted) == ROWS
+
+
+def test_transformation_redoes_a_finished_chunk_whose_records_were_lost(tmp_path: Path) -> None:
+    """After a power loss the progress line of a chunk can be on disk while its records are
+    not (two files, flushed independently): the chunk must be redone, not skipped."""
+    cmd, task_dir, marker, calls = _transform_setup(tmp_path, 80, 0.1)
+    outcome = kill_during(
+        cmd,
+        "generation",
+        data_file=task_dir / "data.jsonl",
+        marker=marker,
+        rng=random.Random(1),
+        max_delay=0.6,
+        log_file=tmp_path / "runs.log",
+    )
+    assert outcome == "killed"
+    finished = {p["chunk"] for p in _lines_ok(task_dir / "transform_progress.jsonl") if p["accepted"]}
+    assert finished, "no chunk finished before the kill"
+    victim = min(finished)
+    data = _lines_ok(task_dir / "data.jsonl")
+    lost = [r for r in data if r["lineage"]["chunk"] == victim][:1]
+    kept = [r for r in data if r not in lost]
+    (task_dir / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    done = subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "missing records on disk" in done.stderr
+    final = _lines_ok(task_dir / "final_data.jsonl")
+    assert sorted(r["question"] for r in final) == sorted(f"Row {i}?" for i in range(80))
+    assert sum(1 for c in _lines_ok(calls) if c["chunk"] == victim) == 2

@@ -150,6 +150,7 @@ def cli_command(
     max_calls: int | None = None,
     task: Path = BENCH_TASK,
     extra: Sequence[str] = (),
+    near_dedup: bool = True,
 ) -> list[str]:
     """The exact command a user would type to run the bench task against ``base_urls``."""
     cmd = [
@@ -174,7 +175,7 @@ def cli_command(
     ]
     if max_calls is not None:
         cmd += ["--max-concurrent-calls", str(max_calls)]
-    override = near_dedup_override(Path(output_dir)) if task == BENCH_TASK else None
+    override = near_dedup_override(Path(output_dir)) if near_dedup and task == BENCH_TASK else None
     if override is not None:
         cmd += ["--config-path", str(override)]
     return cmd + list(extra)

@@ -89,8 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     from fms_dgt.errors import ConfigError, DGTError
 
+    _stop_on_sigterm()
     try:
         return _main(args)
+    except KeyboardInterrupt:
+        # a signal outside the run's own handlers (loading tasks, printing the summary):
+        # every accepted record is on disk already, so the same command carries on
+        print("interrupted; the same command continues from what is on disk", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ConfigError as exc:
         from fms_dgt.config.yaml_loader import redact
 
@@ -156,6 +162,18 @@ def _main(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o.status == "complete" for o in outcomes) else EXIT_FAILED
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM outside the event loop behaves like Ctrl-C (KeyboardInterrupt), so a stop
+    sent while tasks load, or while the summary prints, still exits 130 with a message
+    instead of killing the process silently. While tasks run, the loop's own handlers
+    (``_run``) take over and stop them cleanly."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _run(runtime: Any) -> list[Any] | None:
     import asyncio
 
@@ -186,6 +204,8 @@ def _run(runtime: Any) -> list[Any] | None:
             return runner.run(supervised())
     except (asyncio.CancelledError, KeyboardInterrupt):
         return None
+    finally:
+        _stop_on_sigterm()  # the loop's handlers are gone with it
 
 
 def _leave_stuck_builder_calls(grace: float = 2.0) -> None:

@@ -7,6 +7,8 @@ import time
 
 import yaml
 
+from tests.reliability.crash import count_lines
+
 from .helpers import FIXTURE_BUILDERS, REPO, read_jsonl, write_task
 
 
@@ -15,7 +17,7 @@ def test_sigkill_then_resume_exactly_once(tmp_path):
     over = tmp_path / "ov.yaml"
     over.write_text(
         yaml.safe_dump(
-            {"engines": {"class_path": "tests.support.scripted_engine:ScriptedEngine", "latency": 0.01}}
+            {"engines": {"class_path": "tests.support.scripted_engine:ScriptedEngine", "latency": 0.03}}
         )
     )
     cmd = [
@@ -34,14 +36,21 @@ def test_sigkill_then_resume_exactly_once(tmp_path):
     ]
     data = tmp_path / "out/t1/data.jsonl"
     kills = 0
-    for delay in (1.2, 0.9, 1.1):
+    # kill on progress, not on a clock: each run is killed once it has added some records of
+    # its own (a fixed delay either fires before the run is up on a loaded machine or after
+    # it has finished on a fast one)
+    for more, extra_delay in ((20, 0.0), (35, 0.05), (50, 0.13)):
+        before = count_lines(data)
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(delay)
-        if proc.poll() is None:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and count_lines(data) < before + more and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(extra_delay)
+        if proc.poll() is None and count_lines(data) < 300:
             proc.send_signal(signal.SIGKILL)
             kills += 1
-        proc.wait()
-    assert kills >= 1
+        proc.communicate()
+    assert kills >= 2
     assert data.exists()
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

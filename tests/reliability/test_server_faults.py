@@ -206,12 +206,15 @@ def test_real_server_behind_faults_with_signals(vllm_server: str, tmp_path: Path
             *("--task-paths", str(tmp_path / "t"), "--output-dir", str(out), "--config-path", str(override)),
             *("--engine", "openai", "--base-url", proxy.url, "--model", MODEL),
         )
-        # 1. Ctrl-C once a record is in, 2. SIGTERM once a few more are
-        for sig, at_least in ((signal.SIGINT, 1), (signal.SIGTERM, 3)):
+        # 1. Ctrl-C once this run has added a record, 2. SIGTERM once the next run has added
+        # two more (counted from what is on disk when it starts: the first run's records
+        # alone must not fire the signal before the second run is even up)
+        for sig, more in ((signal.SIGINT, 1), (signal.SIGTERM, 2)):
+            before = count_lines(task_dir / "data.jsonl")
             code, took, text = _interrupt_when(
                 cmd,
                 tmp_path / f"{sig.name}.log",
-                lambda n=at_least: count_lines(task_dir / "data.jsonl") >= n,
+                lambda n=before + more: count_lines(task_dir / "data.jsonl") >= n,
                 sig,
             )
             assert code == 130, text[-3000:]

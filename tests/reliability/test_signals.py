@@ -119,3 +119,28 @@ def test_interrupt_does_not_wait_for_a_blocked_plain_builder(tmp_path: Path) -> 
     time.sleep(0.5)
     elapsed = _stop(proc, signal.SIGINT)
     assert proc.returncode == 130 and elapsed < 6, (elapsed, (tmp_path / "run.log").read_text())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_while_tasks_load(tmp_path: Path, sig: signal.Signals) -> None:
+    """A stop that arrives before the run's loop is up (here: while a builder module imports)
+    still exits 130 with a message, not a traceback or a silent death by SIGTERM."""
+    marker = tmp_path / "importing"
+    builder = tmp_path / "builders" / "sleepy"
+    builder.mkdir(parents=True)
+    (builder / "sleepy.yaml").write_text("name: sleepy\n")
+    (builder / "generate.py").write_text(
+        f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(60)\n"
+    )
+    write_task(tmp_path / "t", builder="sleepy")
+    cmd = cli_command(
+        *("--task-paths", str(tmp_path / "t"), "--builder-paths", str(tmp_path / "builders")),
+        *("--output-dir", str(tmp_path / "out")),
+    )
+    proc = _start(cmd, tmp_path / "log.txt")
+    _wait_for(marker.exists)
+    took = _stop(proc, sig)
+    text = (tmp_path / "log.txt").read_text()
+    assert proc.returncode == 130, text
+    assert took < 5
+    assert "interrupted" in text and "Traceback" not in text

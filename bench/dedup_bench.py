@@ -1,7 +1,7 @@
 """Streaming dedup benchmark: minhash_dedup at 10k/100k/1M records, rouge_dedup at 100k, and
 the recall of rouge_dedup's pruning against exhaustive ROUGE-L on a 5k sample.
 
-    python -m bench.dedup_bench                      # the full table (docs/benchmarks.md)
+    python -m bench.dedup_bench                      # the full table (docs/benchmarks.md); exit 1 on a miss
     python -m bench.dedup_bench --minhash 10000 100000 --rouge 20000 --recall 2000
 
 Records are synthetic texts of 20-60 words drawn from a Zipf-like vocabulary (so common
@@ -254,10 +254,98 @@ def _child(args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# issue 4's targets: (kind, records, wall seconds at most); memory and recall below
+TIME_TARGETS = (("minhash", 100_000, 20.0), ("minhash", 1_000_000, 180.0), ("rouge", 100_000, 60.0))
+MAX_RSS_MB = 2048
+MIN_RECALL = 0.95
+# "roughly linear": time per record at the largest size at most this many times that at the smallest
+MAX_PER_RECORD_GROWTH = 2.0
+
+
+def targets(rows: list[dict[str, Any]], recall: dict[str, Any] | None) -> list[tuple[str, bool, str]]:
+    """Each target the measured sizes cover: (what, met, figure). Sizes not run are skipped."""
+    out: list[tuple[str, bool, str]] = []
+    by = {(r["kind"], r["n"]): r for r in rows}
+    for kind, n, limit in TIME_TARGETS:
+        if (kind, n) in by:
+            wall = by[kind, n]["wall_s"]
+            out.append((f"{kind} {n:,} records <= {limit:.0f} s", wall <= limit, f"{wall:.1f} s"))
+    for kind in ("minhash", "rouge"):
+        mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["n"])
+        if mine:
+            peak = max(r["peak_rss_mb"] for r in mine)
+            out.append((f"{kind} peak RSS <= {MAX_RSS_MB} MB", peak <= MAX_RSS_MB, f"{peak} MB"))
+        if len(mine) >= 2 and mine[-1]["n"] >= 10 * mine[0]["n"]:
+            small, large = (r["wall_s"] / r["n"] for r in (mine[0], mine[-1]))
+            growth = large / small if small else float("inf")
+            out.append(
+                (
+                    f"{kind} time per record {mine[0]['n']:,} -> {mine[-1]['n']:,} grows <= "
+                    f"{MAX_PER_RECORD_GROWTH}x",
+                    growth <= MAX_PER_RECORD_GROWTH,
+                    f"{growth:.2f}x",
+                )
+            )
+    if recall:
+        ok = recall["pair_recall"] >= MIN_RECALL and recall["false_pairs"] == 0
+        out.append(
+            (
+                f"rouge pair recall >= {MIN_RECALL:.0%} on {recall['n']:,} (no false pairs)",
+                ok,
+                f"{recall['pair_recall']:.1%}, {recall['false_pairs']} false",
+            )
+        )
+    return out
+
+
+def run(
+    minhash: list[int] | tuple[int, ...] = (10_000, 100_000, 1_000_000),
+    rouge: list[int] | tuple[int, ...] = (10_000, 100_000),
+    datasketch: list[int] | tuple[int, ...] = (10_000, 100_000),
+    recall_n: int = 5_000,
+    dup_fraction: float = 0.1,
+) -> dict[str, Any]:
+    """Every measurement, each in a fresh child process; ``pass`` is whether all targets held."""
+    rows = []
+    for kind, sizes in (("minhash", minhash), ("datasketch", datasketch), ("rouge", rouge)):
+        for n in sizes:
+            row = _child([kind, str(n), "--dup-fraction", str(dup_fraction)])
+            rows.append(row)
+            print(
+                f"{kind:<11} {n:>9,} records  wall {row['wall_s']:>7.1f} s  cpu {row['cpu_s']:>7.1f} s  "
+                f"{row['wall_s'] / n * 1e6:>6.1f} us/record  peak RSS {row['peak_rss_mb']:>5} MB "
+                f"(before {row['rss_before_mb']} MB)  rejected {row['rejected']:,}  "
+                f"load {row['load_avg']}",
+                flush=True,
+            )
+    recall = rouge_recall(recall_n, dup_fraction) if recall_n else None
+    checks = targets(rows, recall)
+    return {
+        "runs": rows,
+        "recall": recall,
+        "dup_fraction": dup_fraction,
+        "targets": [{"target": t, "pass": ok, "figure": f} for t, ok, f in checks],
+        "pass": all(ok for _, ok, _ in checks),
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    recall = result["recall"]
+    if recall:
+        print(
+            f"rouge recall @{recall['threshold']} on {recall['n']:,}: {recall['found']}/{recall['pairs']} pairs "
+            f"({recall['pair_recall']:.1%}), {recall['false_pairs']} false; streaming rejects "
+            f"{recall['rejected_pruned']} vs {recall['rejected_exhaustive']} exhaustive; "
+            f"{recall['comparisons']:,} exact comparisons of {recall['all_pairs']:,} pairs"
+        )
+    for t in result["targets"]:
+        print(f"  {'PASS' if t['pass'] else 'MISS'}  {t['target']}: {t['figure']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minhash", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--rouge", type=int, nargs="*", default=[100_000])
+    ap.add_argument("--rouge", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--datasketch", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--recall", type=int, default=5_000, help="sample size for the recall check (0: skip)")
     ap.add_argument("--dup-fraction", type=float, default=0.1)
@@ -267,32 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(run_stream(args.child[0], int(args.child[1]), args.dup_fraction)))
         return 0
-
-    rows = []
-    for kind, sizes in (("minhash", args.minhash), ("datasketch", args.datasketch), ("rouge", args.rouge)):
-        for n in sizes:
-            row = _child([kind, str(n), "--dup-fraction", str(args.dup_fraction)])
-            rows.append(row)
-            print(
-                f"{kind:<11} {n:>9,} records  wall {row['wall_s']:>7.1f} s  cpu {row['cpu_s']:>7.1f} s  "
-                f"{row['wall_s'] / n * 1e6:>6.1f} us/record  peak RSS {row['peak_rss_mb']:>5} MB "
-                f"(before {row['rss_before_mb']} MB)  rejected {row['rejected']:,}  "
-                f"load {row['load_avg']}",
-                flush=True,
-            )
-    recall = None
-    if args.recall:
-        recall = rouge_recall(args.recall, args.dup_fraction)
-        print(
-            f"rouge recall @{recall['threshold']} on {recall['n']:,}: {recall['found']}/{recall['pairs']} pairs "
-            f"({recall['pair_recall']:.1%}), {recall['false_pairs']} false; streaming rejects "
-            f"{recall['rejected_pruned']} vs {recall['rejected_exhaustive']} exhaustive; "
-            f"{recall['comparisons']:,} exact comparisons of {recall['all_pairs']:,} pairs"
-        )
+    result = run(args.minhash, args.rouge, args.datasketch, args.recall, args.dup_fraction)
+    report(result)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"runs": rows, "recall": recall, "dup_fraction": args.dup_fraction}, fh, indent=2)
-    return 0
+            json.dump(result, fh, indent=2)
+    return 0 if result["pass"] else 1
 
 
 if __name__ == "__main__":

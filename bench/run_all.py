@@ -1,4 +1,4 @@
-"""Every benchmark of issue 5, one after another, then a summary: ``python -m bench.run_all``.
+"""Every benchmark (issue 5, and the dedup one of issue 4), one after another, then a summary: ``python -m bench.run_all``.
 
 Each script also runs alone (``python -m bench.utilization`` ...). ``--quick`` shrinks runs
 to a smoke test (minutes, figures indicative only); ``--skip vllm`` leaves out the in-process
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import memory, overhead, scale, startup, utilization, vllm_inprocess
+from bench import dedup_bench, memory, overhead, scale, startup, utilization, vllm_inprocess
 from bench.harness import dedup_blocks
 
 Step = tuple[str, Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], None], Callable[[dict], str]]
@@ -52,6 +52,17 @@ STEPS: list[Step] = [
         lambda q: scale.run(records=800 if q else 4000),
         scale.report,
         lambda s: f"min replica util {s['min_util']:.3f} (>= 0.9)",
+    ),
+    (
+        "dedup",
+        lambda q: dedup_bench.run(
+            minhash=(10_000, 100_000) if q else (10_000, 100_000, 1_000_000),
+            rouge=(2_000, 20_000) if q else (10_000, 100_000),
+            datasketch=(10_000,) if q else (10_000, 100_000),
+            recall_n=1_000 if q else 5_000,
+        ),
+        dedup_bench.report,
+        lambda s: "; ".join(f"{t['target'].split(' <=')[0]} {t['figure']}" for t in s["targets"][:3]),
     ),
     (
         "vllm",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.dedup_bench import TextSource, main, rouge_recall, run_stream
+from bench.dedup_bench import TextSource, main, rouge_recall, run_stream, targets
 
 
 def test_text_source_is_deterministic_and_sized() -> None:
@@ -21,3 +21,20 @@ def test_stream_and_recall_small() -> None:
 
 def test_cli_runs_children(capsys: object) -> None:
     assert main(["--minhash", "2000", "--datasketch", "--rouge", "1000", "--recall", "0"]) == 0
+
+
+def test_targets_name_each_miss() -> None:
+    def row(kind: str, n: int, wall: float, rss: int = 300) -> dict[str, object]:
+        return {"kind": kind, "n": n, "wall_s": wall, "peak_rss_mb": rss}
+
+    good = [row("minhash", 10_000, 1.0), row("minhash", 100_000, 11.0), row("minhash", 1_000_000, 120.0)]
+    recall = {"n": 5000, "pair_recall": 0.99, "false_pairs": 0}
+    assert all(ok for _, ok, _ in targets(good + [row("rouge", 100_000, 40.0)], recall))
+    slow = [row("minhash", 10_000, 1.0), row("minhash", 1_000_000, 400.0, rss=3000)]
+    verdicts = {what: ok for what, ok, _ in targets(slow, {**recall, "pair_recall": 0.9})}
+    assert verdicts == {
+        "minhash 1,000,000 records <= 180 s": False,
+        "minhash peak RSS <= 2048 MB": False,
+        "minhash time per record 10,000 -> 1,000,000 grows <= 2.0x": False,
+        "rouge pair recall >= 95% on 5,000 (no false pairs)": False,
+    }

@@ -279,11 +279,16 @@ class Engine(ABC):
         return result
 
     async def _attempts(self, request: LMRequest) -> LMResult:
-        attempt = 0
-        parse_failures = 0
+        """Send ``request`` until it succeeds or its budgets run out.
+
+        Two budgets: transport failures (errors, timeouts) up to ``max_retries``, with
+        backoff; structured output that does not parse or validate up to
+        ``max_parse_retries``, resent at once. ``attempts`` on the result counts every
+        request sent, so a failed record says how often the model was really asked."""
+        sent = transport_failures = parse_failures = 0
         prompt_tokens = completion_tokens = 0
         while True:
-            attempt += 1
+            sent += 1
             try:
                 async with self._sem:  # type: ignore[union-attr]
                     result = await asyncio.wait_for(self._generate_once(request), self.timeout)
@@ -292,7 +297,7 @@ class Engine(ABC):
             except FatalEngineError as exc:
                 return LMResult(
                     error=f"{type(exc).__name__}: {exc}",
-                    attempts=attempt,
+                    attempts=sent,
                     model=self.model,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens,
@@ -304,7 +309,7 @@ class Engine(ABC):
                 completion_tokens += result.completion_tokens
                 problem = self._check_structured(request.constraint, result)
                 if problem is None:
-                    result.attempts = attempt
+                    result.attempts = sent
                     result.prompt_tokens, result.completion_tokens = prompt_tokens, completion_tokens
                     result.model = result.model or self.model
                     return result
@@ -312,24 +317,25 @@ class Engine(ABC):
                 if parse_failures > self.max_parse_retries:
                     return LMResult(
                         error=f"invalid structured output: {problem}",
-                        attempts=attempt,
+                        attempts=sent,
                         texts=[],
                         model=self.model,
                         prompt_tokens=prompt_tokens,
                         completion_tokens=completion_tokens,
                     )
-                attempt -= 1  # a parse retry does not use up a transport retry
+                self.stats.retries += 1  # resent at once: the server answered, the output was off
                 continue
-            if attempt > self.max_retries:
+            transport_failures += 1
+            if transport_failures > self.max_retries:
                 return LMResult(
                     error=f"{type(error).__name__}: {error}",
-                    attempts=attempt,
+                    attempts=sent,
                     model=self.model,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens,
                 )
             self.stats.retries += 1
-            await asyncio.sleep(self._backoff(attempt, error.retry_after))
+            await asyncio.sleep(self._backoff(transport_failures, error.retry_after))
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))

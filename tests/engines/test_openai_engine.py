@@ -193,6 +193,20 @@ def test_invalid_structured_output_is_retried_then_recorded(fault_server):
     (result,) = run(engine, LMRequest(messages=CHAT, constraint=Constraint(json_schema=PERSON)))
     assert not result.ok and "schema" in result.error
     assert srv.counts["requests"] == 3
+    assert result.attempts == 3 and engine.stats.retries == 2  # every request sent is counted
+
+
+def test_a_parse_retry_does_not_use_up_the_transport_retries(fault_server):
+    answers = iter(['{"name": 1}', '{"name": 2}', '{"name": "x", "age": 1}'])
+
+    def responder(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "message": {"content": next(answers)}, "finish_reason": "stop"}]}
+
+    srv = fault_server(responder=responder, script=["503", "503"])
+    engine = OpenAIEngine("fake", base_url=srv.url, max_retries=2, max_parse_retries=2, backoff_base=0.01)
+    (result,) = run(engine, LMRequest(messages=CHAT, constraint=Constraint(json_schema=PERSON)))
+    assert result.ok and result.parsed == [{"name": "x", "age": 1}]
+    assert result.attempts == 5 and srv.counts["requests"] == 5 and engine.stats.retries == 4
 
 
 # ---- a real vLLM server -----------------------------------------------------------------

@@ -244,7 +244,8 @@ def test_real_server_behind_faults_with_signals(vllm_server: str, tmp_path: Path
     assert results["engines"]["llm1"]["retries"] >= 1, results["engines"]
     failed = [json.loads(line) for line in (task_dir / "failed.jsonl").read_text().splitlines()]
     assert failed and results["counts"]["failed"] == len(failed)
-    assert all(f["attempts"] == REAL_ENGINE["max_retries"] + 1 for f in failed if f["stage"] == "engine")
+    # every transport retry was used (parse retries, if any, come on top)
+    assert all(f["attempts"] >= REAL_ENGINE["max_retries"] + 1 for f in failed if f["stage"] == "engine")
     assert any("HTTP 503" in f["error"] for f in failed)
     row = _table_row(done.stdout, "t1")
     assert row["status"] == "complete" and int(row["failed"]) == len(failed)

@@ -247,6 +247,9 @@ class TransformationTask(Task):
         return self.yaml_doc.path.parent if self.yaml_doc else Path.cwd()
 
     def is_complete(self) -> bool:
+        """Default: one pass over ``data`` is done. Checked before each chunk is scheduled,
+        so an override (say, ``self.accepted_count >= 1000 or self.pass_complete``) stops a
+        pass over a large input early; the records so far are postprocessed and formatted."""
         return self.pass_complete
 
 

@@ -101,6 +101,8 @@ class TransformationRun:
                         continue
                     while not pool.has_room:
                         await pool.next_done(lambda _: None)
+                    if self.task.is_complete():  # an override may end the pass early
+                        break
                     pool.submit(self._one_chunk(idx, batch))
                 while pool.inflight:
                     await pool.next_done(lambda _: None)

@@ -122,6 +122,7 @@ class Runtime:
         try:
             if self.restart:
                 _clear_task_dir(task.task_dir)
+                task.clear_datastores(len(pt.postprocessors))
             state = TaskState.load(task.task_dir)
             if state.status == "complete":
                 log.info(

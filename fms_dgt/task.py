@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from fms_dgt.config.schema import DatastoreConfig, RunnerConfig, SeedDatastoreConfig
 from fms_dgt.config.yaml_loader import YamlDoc
 from fms_dgt.datapoint import DataPoint, as_dict
-from fms_dgt.datastores.base import Datastore
+from fms_dgt.datastores.base import JSONL_ONLY_STORES, RECORD_STORES, Datastore
 from fms_dgt.datastores.readers import expand_paths, format_of, read_located_records
 from fms_dgt.errors import ConfigError
 from fms_dgt.registry import datastores
@@ -91,6 +91,15 @@ class Task:
             )
             self._stores[store_name] = store
         return store
+
+    def clear_datastores(self, postprocessing_steps: int) -> None:
+        """Empty every store this task writes (for ``--restart``), through the store's own
+        ``clear`` so a plugin store (a database, an object store) is emptied too, not just
+        the files in the task folder."""
+        names = [*RECORD_STORES, *(f"postproc_data_{i}" for i in range(1, postprocessing_steps + 1))]
+        for name in names:
+            fmt = "jsonl" if name in JSONL_ONLY_STORES else None
+            self.datastore(name, output_data_format=fmt).clear()
 
     def close_datastores(self) -> None:
         for store in self._stores.values():

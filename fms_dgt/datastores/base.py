@@ -17,6 +17,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+# The stores a task writes records to (besides ``postproc_data_<n>``, one per postprocessing
+# step); the last three are always jsonl, whatever the task's output format.
+RECORD_STORES = ("data", "final_data", "formatted_data", "rejected", "failed", "transform_progress")
+JSONL_ONLY_STORES = ("rejected", "failed", "transform_progress")
+
 
 class Datastore(ABC):
     """One named stream of records belonging to one task."""

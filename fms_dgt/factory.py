@@ -35,7 +35,8 @@ RUNTIME_TASK_KWARGS = {"output_dir", "yaml_doc"}
 class Overrides:
     """What the CLI and ``--config-path`` change on top of the YAML files."""
 
-    runner: dict[str, Any] = field(default_factory=dict)
+    runner: dict[str, Any] = field(default_factory=dict)  # CLI flags: win over every file
+    file_runner: dict[str, Any] = field(default_factory=dict)  # the file's global runner_config
     engine: dict[str, Any] | None = None
     builders: dict[str, dict[str, Any]] = field(default_factory=dict)
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -106,7 +107,9 @@ def build_task(
                 "task_name",
                 hint="the task name identifies its output folder; edit the task.yaml instead",
             )
-    data = merge(doc.data, overrides.tasks.get("*", {}))
+    # most specific wins: the file's global runner_config, then its tasks."*", then tasks.<name>
+    data = merge(doc.data, {"runner_config": overrides.file_runner}) if overrides.file_runner else doc.data
+    data = merge(data, overrides.tasks.get("*", {}))
     data = merge(data, overrides.tasks.get(entry.name, {}))
     task_cls = builder_cls.TASK_TYPE
     kwargs: dict[str, Any] = {}

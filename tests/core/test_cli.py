@@ -168,9 +168,12 @@ def test_validate_calls_no_model(tmp_path):
     write_task(tmp_path / "t")
     over = tmp_path / "ov.yaml"
     over.write_text(yaml.safe_dump({"engines": {**SCRIPTED, "fail_every": 1}}))
-    r = run_cli("--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out"), "--validate")
+    r = run_cli(
+        *("--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out")),
+        *("--config-path", str(over), "--validate"),
+    )
     assert r.returncode == 0 and "1 task(s) valid" in r.stdout
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists()  # an engine failing every request was never asked
 
 
 def test_list_shows_everything():
@@ -269,3 +272,37 @@ def test_results_counts(tmp_path):
     res = results(tmp_path / "out")
     assert res["status"] == "complete" and res["pid"] > 0 and res["started_at"] and res["ended_at"]
     assert "final" in r.stdout and "t1" in r.stdout  # summary table
+
+
+def test_runner_config_precedence_most_specific_wins(tmp_path):
+    """task.yaml < file runner_config < file tasks."*" < file tasks.<name> < CLI flags."""
+    from fms_dgt.run import _overrides, build_parser
+    from fms_dgt.runtime import Runtime
+
+    write_task(tmp_path / "t", runner_config={"num_outputs_to_generate": 10, "seed_batch_size": 1})
+    over = tmp_path / "ov.yaml"
+    over.write_text(
+        yaml.safe_dump(
+            {
+                "runner_config": {
+                    "num_outputs_to_generate": 7,
+                    "seed_batch_size": 2,
+                    "machine_batch_size": 1,
+                },
+                "tasks": {
+                    "*": {"runner_config": {"seed_batch_size": 3}},
+                    "t1": {"runner_config": {"seed": 9}},
+                },
+            }
+        )
+    )
+
+    def runner(*flags: str):
+        args = build_parser().parse_args(["--config-path", str(over), *flags])
+        rt = Runtime([str(tmp_path / "t")], [str(FIXTURE_BUILDERS)], tmp_path / "out", _overrides(args))
+        return rt.prepare()[0].task.runner_config
+
+    rc = runner()
+    assert (rc.num_outputs_to_generate, rc.seed_batch_size, rc.machine_batch_size, rc.seed) == (7, 3, 1, 9)
+    rc = runner("--seed-batch-size", "4", "--seed", "5")
+    assert (rc.num_outputs_to_generate, rc.seed_batch_size, rc.seed) == (7, 4, 5)

@@ -306,3 +306,30 @@ def test_runner_config_precedence_most_specific_wins(tmp_path):
     assert (rc.num_outputs_to_generate, rc.seed_batch_size, rc.machine_batch_size, rc.seed) == (7, 3, 1, 9)
     rc = runner("--seed-batch-size", "4", "--seed", "5")
     assert (rc.num_outputs_to_generate, rc.seed_batch_size, rc.seed) == (7, 4, 5)
+
+
+def test_api_key_env_flag_reaches_the_engine_and_the_secret_stays_out(tmp_path):
+    from fms_dgt.run import _overrides, build_parser
+
+    args = build_parser().parse_args(["--engine", "openai", "--base-url", "http://127.0.0.1:9/v1"])
+    assert "api_key_env" not in _overrides(args).engine
+    args = build_parser().parse_args(["--engine", "openai", "--api-key-env", "DGT_TEST_KEY"])
+    assert _overrides(args).engine == {"type": "openai", "api_key_env": "DGT_TEST_KEY"}
+    # through the CLI: --validate builds the engine from the flag; an unset variable is a config error
+    write_task(tmp_path / "t")
+    cmd = ("--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out"), "--validate")
+    flags = ("--engine", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
+    r = run_cli(*cmd, *flags, "--api-key-env", "DGT_TEST_KEY_NOT_SET")
+    assert r.returncode == 2 and "DGT_TEST_KEY_NOT_SET" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(*cmd, *flags, "--api-key-env", "DGT_TEST_KEY", env={"DGT_TEST_KEY": "sk-planted-4242"})
+    assert r.returncode == 0, r.stderr
+    assert "sk-planted-4242" not in r.stdout + r.stderr
+
+
+def test_dgt_console_script():
+    import shutil
+
+    dgt = shutil.which("dgt")
+    assert dgt, "the dgt console script is installed with the package (pip install -e .)"
+    out = subprocess.run([dgt, "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "--task-paths" in out.stdout

@@ -51,3 +51,19 @@ def test_regex_and_choices() -> None:
     assert check_structured(Constraint(regex=r"\d+"), LMResult(texts=[" 42 "])) is None
     assert check_structured(Constraint(regex=r"\d+"), LMResult(texts=["x"])) is not None
     assert check_structured(Constraint(choices=["yes", "no"]), LMResult(texts=["maybe"])) is not None
+
+
+def test_constraint_from_a_pydantic_model() -> None:
+    from pydantic import BaseModel, Field
+
+    class Pair(BaseModel):
+        question: str = Field(min_length=5)
+        answer: str
+
+    c = Constraint.from_model(Pair)
+    assert c.json_schema is not None and set(c.json_schema["required"]) == {"question", "answer"}
+    ok = LMResult(texts=['{"question": "Why is it so?", "answer": "Because."}'])
+    assert check_structured(c, ok) is None and ok.parsed == [
+        {"question": "Why is it so?", "answer": "Because."}
+    ]
+    assert "schema violation" in (check_structured(c, LMResult(texts=['{"question": "Why"}'])) or "")

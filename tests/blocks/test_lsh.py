@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from fms_dgt.blocks.dedup.lsh import HashIndex, MinHasher, ShingleHasher, band_keys, choose_bands, words
+from fms_dgt.blocks.dedup.hash_index import HashIndex
+from fms_dgt.blocks.dedup.lsh import MinHasher, ShingleHasher, band_keys, choose_bands, words
 
 
 def _jaccard(a: set, b: set) -> float:
@@ -69,7 +71,7 @@ def test_band_keys_include_band_number() -> None:
 
 @pytest.mark.parametrize("with_ids", [False, True])
 def test_hash_index_survives_folds(with_ids: bool) -> None:
-    idx = HashIndex(with_ids=with_ids, min_buffer=16, growth=0.5)
+    idx = HashIndex(with_ids=with_ids, fresh_limit=16, mid_limit=64)
     rng = np.random.default_rng(1)
     keys = rng.integers(-(2**63), 2**63 - 1, size=2000, dtype=np.int64).tolist()
     for i in range(0, 2000, 4):
@@ -85,3 +87,46 @@ def test_hash_index_survives_folds(with_ids: bool) -> None:
         assert idx.lookup([keys[0]]) == {0, 999}
     idx.clear()
     assert len(idx) == 0 and not idx.contains_any(keys[:10])
+
+
+@pytest.mark.parametrize("with_ids", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_hash_index_matches_a_dict_through_every_tier(with_ids: bool, seed: int) -> None:
+    """Random adds (some keys repeated, so one key holds several ids) across many fresh and
+    mid folds and in-place main merges: membership and ids always equal a plain dict's."""
+    rng = random.Random(seed)
+    idx = HashIndex(
+        with_ids=with_ids, fresh_limit=rng.choice([1, 3, 16]), mid_limit=rng.choice([16, 50, 200])
+    )
+    ref: dict[int, set[int]] = {}
+    pool = [rng.randrange(-(2**63), 2**63) for _ in range(300)]
+    for item in range(1500):
+        keys = [rng.choice(pool) if rng.random() < 0.3 else rng.randrange(-(2**63), 2**63) for _ in range(4)]
+        idx.add(keys, item)
+        for k in keys:
+            ref.setdefault(k, set()).add(item)
+        if item % 50 == 49:
+            probe = [*rng.sample(sorted(ref), 5), rng.randrange(-(2**63), 2**63)]
+            assert idx.contains_any(probe)
+            assert idx.contains_any(probe[-1:]) == (probe[-1] in ref)
+            if with_ids:
+                assert idx.lookup(probe) == set().union(*(ref.get(k, set()) for k in probe))
+    main = idx._main_keys[: idx._n]
+    assert idx._n > 0 and bool((np.diff(main) >= 0).all())
+    for k in rng.sample(sorted(ref), 100):
+        assert idx.contains_any([k])
+        if with_ids:
+            assert idx.lookup([k]) == ref[k]
+
+
+def test_hash_index_memory_is_about_8_bytes_per_key() -> None:
+    """What the index holds after a million keys: the main array (with its growth slack) and
+    the small tiers, not a second copy of the index or a Python object per key."""
+    idx = HashIndex()
+    keys = np.random.default_rng(0).integers(-(2**63), 2**63 - 1, size=1_000_000, dtype=np.int64)
+    for i in range(0, len(keys), 9):
+        idx.add(keys[i : i + 9].tolist())
+    held = idx._main_keys.nbytes + idx._mid_keys.nbytes + 100 * len(idx._fresh_keys)
+    assert len(idx) == 1_000_000
+    assert held / len(idx) < 8 * 1.6
+    assert idx.contains_any(keys[123_456:123_457].tolist())

@@ -6,7 +6,8 @@ keeps each band key as a bytes object in a dict of sets (~100 bytes per band per
 streaming filter pays that per record, and a million records pay it a million times.
 Here a record's shingles are hashed once (deterministically: word hashes are CRC-32 and
 n-grams combine them arithmetically in numpy, nothing salted per process, so a run decides
-the same way each time), all ``num_perm`` hash functions are applied in one numpy expression, and the index keeps 8 bytes per band key in sorted arrays (``HashIndex``).
+the same way each time), all ``num_perm`` hash functions are applied in one numpy expression, and the index keeps ~8
+bytes per band key in sorted arrays (``hash_index.HashIndex``).
 The figures are in docs/benchmarks.md ("Dedup").
 """
 
@@ -139,94 +140,3 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> list[int]:
     raw = sig.tobytes()
     width = rows * sig.itemsize
     return [hash((i, raw[i * width : (i + 1) * width])) for i in range(bands)]
-
-
-class HashIndex:
-    """64-bit keys (optionally each with the integer ids inserted under it) in a compact form.
-
-    New keys go to a small dict; when it holds more than ``growth`` times the folded keys
-    (at least ``min_buffer``), it is merged into sorted numpy arrays: 8 bytes per key (16 with
-    ids) instead of ~100 for a Python set entry. Folding at a fixed fraction keeps the total
-    merge work O(n log n) over n keys; a lookup is one vectorised binary search per record.
-    """
-
-    def __init__(self, with_ids: bool = False, min_buffer: int = 8192, growth: float = 0.125) -> None:
-        self.with_ids = with_ids
-        self.min_buffer, self.growth = min_buffer, growth
-        self._recent: dict[int, list[int]] = {}  # key -> ids ([] without ids)
-        self._new_keys: list[int] = []  # insertion order, for the fold
-        self._new_ids: list[int] = []
-        self._keys = np.empty(0, dtype=np.int64)
-        self._ids = np.empty(0, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self._new_keys) + len(self._keys)
-
-    def add(self, keys: Sequence[int], item: int = 0) -> None:
-        recent = self._recent
-        if self.with_ids:
-            for k in keys:
-                ids = recent.get(k)
-                if ids is None:
-                    recent[k] = [item]
-                else:
-                    ids.append(item)
-            self._new_keys.extend(keys)
-            self._new_ids.extend([item] * len(keys))
-        else:
-            fresh = [k for k in keys if k not in recent]
-            recent.update(dict.fromkeys(fresh, _EMPTY))
-            self._new_keys.extend(fresh)
-        if len(self._new_keys) >= max(self.min_buffer, self.growth * len(self._keys)):
-            self._fold()
-
-    def contains_any(self, keys: Sequence[int]) -> bool:
-        if not self._recent.keys().isdisjoint(keys):
-            return True
-        n = len(self._keys)
-        if not n:
-            return False
-        q = np.array(keys, dtype=np.int64)
-        i = np.minimum(np.searchsorted(self._keys, q), n - 1)
-        return bool((self._keys[i] == q).any())
-
-    def lookup(self, keys: Sequence[int]) -> set[int]:
-        """Every id inserted under any of ``keys`` (needs ``with_ids``)."""
-        found: set[int] = set()
-        recent = self._recent
-        for k in keys:
-            ids = recent.get(k)
-            if ids:
-                found.update(ids)
-        n = len(self._keys)
-        if n:
-            q = np.array(keys, dtype=np.int64)
-            lo = np.minimum(np.searchsorted(self._keys, q), n - 1)
-            for i in np.flatnonzero(self._keys[lo] == q).tolist():
-                a = int(lo[i])
-                b = int(np.searchsorted(self._keys, q[i], side="right"))
-                found.update(self._ids[a:b].tolist())
-        return found
-
-    def clear(self) -> None:
-        self._recent.clear()
-        self._new_keys.clear()
-        self._new_ids.clear()
-        self._keys = np.empty(0, dtype=np.int64)
-        self._ids = np.empty(0, dtype=np.int64)
-
-    def _fold(self) -> None:
-        keys = np.array(self._new_keys, dtype=np.int64)
-        order = np.argsort(keys, kind="stable")  # small; stable keeps insertion order per key
-        keys = keys[order]
-        # a linear merge into the folded arrays; side="right" puts new ids after older ones
-        at = np.searchsorted(self._keys, keys, side="right")
-        self._keys = np.insert(self._keys, at, keys)
-        if self.with_ids:
-            self._ids = np.insert(self._ids, at, np.array(self._new_ids, dtype=np.int64)[order])
-        self._recent.clear()
-        self._new_keys.clear()
-        self._new_ids.clear()
-
-
-_EMPTY: list[int] = []

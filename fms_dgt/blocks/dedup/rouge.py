@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from fms_dgt.blocks.base import FilterBlock
-from fms_dgt.blocks.dedup.lsh import HashIndex, MinHasher, ShingleHasher, band_keys, choose_bands, words
+from fms_dgt.blocks.dedup.hash_index import HashIndex
+from fms_dgt.blocks.dedup.lsh import MinHasher, ShingleHasher, band_keys, choose_bands, words
 from fms_dgt.metrics.text import LcsMasks
 
 

@@ -22,10 +22,12 @@ Design points:
   module; on CPU we set ``VLLM_ENABLE_V1_MULTIPROCESSING=0``, ``VLLM_CPU_KVCACHE_SPACE``
   (GiB, default 1) and ``enforce_eager`` before vLLM is imported.
 
-With multiprocessing off the engine core runs in this process, but vLLM's CPU platform still
-sets the ``spawn`` start method for any worker process it starts, so a script that drives
-this engine at module level should use the ``if __name__ == "__main__":`` idiom (the ``dgt``
-CLI and pytest already do).
+"In-process" means no server and no HTTP: requests go straight into ``AsyncLLM``. Its engine
+core still runs in a child process that ``AsyncLLM`` starts and talks to over ZMQ (the async
+engine always uses vLLM's multiprocess client; ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` governs
+the synchronous ``LLM`` class). On CPU vLLM forces the ``spawn`` start method for it, so a
+script that drives this engine at module level must use the ``if __name__ == "__main__":``
+idiom (the ``dgt`` CLI and pytest already do).
 """
 
 from __future__ import annotations

@@ -272,3 +272,23 @@ def test_real_32_concurrent_requests(vllm_url):
     requests = [LMRequest(prompt=f"Fact {i}:", params=SamplingParams(max_tokens=8)) for i in range(32)]
     results = run(engine, *requests)
     assert all(r.ok for r in results) and engine.stats.requests == 32
+
+
+@pytest.mark.vllm
+def test_real_seeded_output_repeats_across_separate_vllm_processes(vllm_server_engine):
+    """Run to run: the session's two replicas are separate vLLM processes started apart;
+    the same seeded request gives the same text on each (and a different seed another)."""
+    urls = [f"{server.url}/v1" for server in vllm_server_engine._servers]
+    assert len(urls) == 2
+    request = LMRequest(
+        messages=[{"role": "user", "content": "Name three colours of autumn leaves."}],
+        params=SamplingParams(max_tokens=24, temperature=1.0, seed=2024),
+    )
+    first, second = (run(OpenAIEngine(base_url=url, timeout=120), request)[0] for url in urls)
+    assert first.ok and second.ok and first.text
+    assert first.text == second.text
+    other = run(
+        OpenAIEngine(base_url=urls[1], timeout=120),
+        LMRequest(messages=request.messages, params=request.params.merged(seed=7)),
+    )[0]
+    assert other.ok and other.text != first.text

@@ -43,14 +43,19 @@ class BuilderEntry:
 def find_task_files(paths: list[str | Path]) -> list[Path]:
     """Task files under ``paths`` (files taken as given, folders searched recursively)."""
     found: list[Path] = []
+    seen: set[Path] = set()  # a file reached twice (a folder and a file in it) counts once
     for raw in paths:
         path = Path(raw)
         if path.is_file():
-            found.append(path)
+            candidates = [path]
         elif path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.name in TASK_FILE_NAMES))
+            candidates = sorted(p for p in path.rglob("*") if p.name in TASK_FILE_NAMES)
         else:
             raise ConfigError(f"task path '{raw}' does not exist", field="--task-paths")
+        for candidate in candidates:
+            if candidate.resolve() not in seen:
+                seen.add(candidate.resolve())
+                found.append(candidate)
     if not found:
         raise ConfigError(f"no task.yaml found under {', '.join(map(str, paths))}", field="--task-paths")
     return found
@@ -77,7 +82,7 @@ def index_tasks(paths: list[str | Path]) -> dict[str, TaskEntry]:
                 raise doc.error(
                     f"missing mandatory key '{key}'",
                     *close[:1],
-                    hint=f"did you mean '{close[0]}'?" if close else f"add '{key}: ...'",
+                    hint=f"rename '{close[0]}' to '{key}'" if close else f"add '{key}: ...'",
                 )
             value = doc.data[key]
             if not isinstance(value, str) or not value.strip():
@@ -87,7 +92,7 @@ def index_tasks(paths: list[str | Path]) -> dict[str, TaskEntry]:
             raise doc.error(
                 f"task_name {name!r} is not a safe folder name",
                 "task_name",
-                hint="use letters, digits, '_', '-' and '.' (it names the output folder)",
+                hint="start with a letter or digit, then letters, digits, '_', '-' or '.' (it names the output folder)",
             )
         if name in tasks:
             raise doc.error(

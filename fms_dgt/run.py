@@ -266,7 +266,9 @@ def _overrides(args: argparse.Namespace) -> Any:
         "max_concurrent_calls": args.max_concurrent_calls,
         "seed": args.seed,
     }
-    ov.runner.update({k: v for k, v in cli_runner.items() if v is not None})
+    given = {k: v for k, v in cli_runner.items() if v is not None}
+    _check_runner_flags(given)
+    ov.runner.update(given)
     engine = {
         key: getattr(args, flag) for flag, key in ENGINE_FLAGS.items() if getattr(args, flag) is not None
     }
@@ -286,6 +288,25 @@ def _overrides(args: argparse.Namespace) -> Any:
         ov.engine_from_file = same_type
         ov.engine_flags = {key: "--" + flag.replace("_", "-") for flag, key in ENGINE_FLAGS.items()}
     return ov
+
+
+def _check_runner_flags(given: dict[str, Any]) -> None:
+    """The runner flags obey the same bounds as ``runner_config`` in a task.yaml (say,
+    ``--num-outputs-to-generate 0`` is an error, not an empty run)."""
+    from pydantic import ValidationError
+
+    from fms_dgt.config.schema import RunnerConfig
+    from fms_dgt.errors import ConfigError
+
+    for key, value in given.items():
+        try:
+            RunnerConfig.model_validate({key: value})
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{exc.errors()[0]['msg'].lower()} (got {value!r})",
+                field="--" + key.replace("_", "-"),
+                hint=RunnerConfig.model_fields[key].description,
+            ) from None
 
 
 class _RedactingFormatter(logging.Formatter):

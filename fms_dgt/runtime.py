@@ -68,6 +68,7 @@ class Runtime:
     # ---- loading ---------------------------------------------------------------------
     def prepare(self) -> list[PreparedTask]:
         """Load and check everything; raises ConfigError on the first problem. No model calls."""
+        check_output_dir(self.output_dir)
         tasks = index_tasks(self.task_paths)
         builders = index_builders(self.builder_paths)
         for name in self.overrides.tasks:
@@ -77,6 +78,15 @@ class Runtime:
                     "tasks",
                     name,
                     hint=did_you_mean(name, list(tasks)) or f"tasks found: {', '.join(sorted(tasks))}",
+                )
+        for name in self.overrides.builders:
+            if name not in builders:
+                raise self.overrides.error(
+                    f"override for unknown data builder '{name}'",
+                    "builders",
+                    name,
+                    hint=did_you_mean(name, list(builders))
+                    or f"builders found: {', '.join(sorted(builders))}",
                 )
         for entry in tasks.values():
             bname = entry.doc.data["data_builder"]
@@ -224,6 +234,28 @@ class Runtime:
             results["runs"] = previous["runs"]
         write_json_atomic(path, results)
         return results
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """The output folder must be a folder we can write in (or creatable in one), checked
+    before any model call and without creating anything (``--validate`` writes nothing)."""
+    from fms_dgt.errors import ConfigError
+
+    where = "--output-dir (or $DGT_OUTPUT_DIR)"
+    path = output_dir.absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output dir '{output_dir}' is a file", field=where, hint="name a folder")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(
+            f"output dir '{output_dir}': '{existing}' is a file", field=where, hint="name a folder"
+        )
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"output dir '{output_dir}' is not writable ({existing} cannot be written to)",
+            field=where,
+            hint="choose a folder you can write in",
+        )
 
 
 def _clear_task_dir(task_dir: Path) -> None:

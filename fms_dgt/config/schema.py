@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from fms_dgt.config.yaml_loader import YamlDoc
 from fms_dgt.errors import ConfigError
@@ -52,6 +52,14 @@ class RunnerConfig(BaseModel):
     )
     seed: int | None = None
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """``true`` is not a count: YAML booleans only where a boolean is expected."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
+
 
 class DatastoreConfig(BaseModel):
     """Where a task's outputs go. Plugin datastores take extra keys."""
@@ -63,9 +71,10 @@ class DatastoreConfig(BaseModel):
 
 
 class SeedDatastoreConfig(BaseModel):
-    """Where seed (or transformation input) records come from."""
+    """Where seed (or transformation input) records come from (files only, so every other
+    key is a typo: ``limt`` must not silently mean "no limit")."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     type: str = "default"
     data_path: str | list[str]
@@ -95,6 +104,8 @@ def validate_section(model: type[M], data: Any, doc: YamlDoc, *key: Any) -> M:
             ) from None
         if err["type"] == "missing":
             raise doc.error(f"missing required key '{loc[-1]}'", *field_key) from None
+        if err["type"] == "value_error":  # our own validators say what they got
+            raise doc.error(str(err["ctx"]["error"]), *field_key) from None
         given = err.get("input")
         raise doc.error(f"{err['msg'].lower()} (got {given!r})", *field_key) from None
 

@@ -265,7 +265,7 @@ class OpenAIEngine(Engine):
         urls = base_url if isinstance(base_url, list) else [base_url] if base_url else []
         if not urls:
             urls = [os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL]
-        self.base_urls = [str(u) for u in urls]
+        self.base_urls = [_checked_url(str(u)) for u in urls]
         self.base_url = self.base_urls[0]
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.api = api
@@ -406,3 +406,17 @@ class OpenAIEngine(Engine):
             completion_tokens=int(usage.get("completion_tokens") or 0),
             model=data.get("model") or self.model,
         )
+
+
+def _checked_url(url: str) -> str:
+    """An http(s) URL with a host, else a config error now (not minutes of retries later)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"base_url '{url}' is not an http(s) URL",
+            field="base_url",
+            hint="e.g. http://127.0.0.1:8000/v1 or https://api.openai.com/v1",
+        )
+    return url

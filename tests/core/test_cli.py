@@ -333,3 +333,40 @@ def test_dgt_console_script():
     assert dgt, "the dgt console script is installed with the package (pip install -e .)"
     out = subprocess.run([dgt, "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "--task-paths" in out.stdout
+
+
+def test_bad_flag_values_are_config_errors(tmp_path):
+    """Runner flags have the bounds of runner_config; a bad output dir or base URL is caught
+    before any model call: exit 2, one message naming the flag, no traceback."""
+    write_task(tmp_path / "t")
+    (tmp_path / "a_file").write_text("x")
+    base = ("--task-paths", str(tmp_path / "t"), "--validate")
+    cases = [
+        (
+            ("--num-outputs-to-generate", "0"),
+            "'--num-outputs-to-generate': input should be greater than or equal to 1",
+        ),
+        (("--num-outputs-to-generate", "-1"), "'--num-outputs-to-generate'"),
+        (("--seed-batch-size", "-5"), "'--seed-batch-size'"),
+        (("--max-concurrent-calls", "0"), "'--max-concurrent-calls'"),
+        (("--output-dir", str(tmp_path / "a_file")), "is a file"),
+        (("--output-dir", str(tmp_path / "a_file" / "out")), "is a file"),
+        (
+            ("--engine", "openai", "--model", "m", "--base-url", "notaurl"),
+            "base_url 'notaurl' is not an http(s) URL",
+        ),
+    ]
+    for flags, fragment in cases:
+        args = base if "--output-dir" in flags else (*base, "--output-dir", str(tmp_path / "out"))
+        r = run_cli(*args, *flags)
+        assert r.returncode == 2, (flags, r.stderr)
+        assert fragment in r.stderr and "Traceback" not in r.stderr, (flags, r.stderr)
+        assert len([line for line in r.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_a_task_file_reached_twice_is_loaded_once(tmp_path):
+    path = write_task(tmp_path / "t")
+    r = run_cli(
+        "--task-paths", str(tmp_path / "t"), str(path), "--output-dir", str(tmp_path / "out"), "--validate"
+    )
+    assert r.returncode == 0 and "1 task(s) valid" in r.stdout, r.stderr

@@ -151,3 +151,26 @@ def test_generation_key_on_transformation_task_is_rejected(tmp_path):
     (tmp_path / "t" / "task.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError, match="seed_examples"):
         Runtime([str(tmp_path / "t")], output_dir=tmp_path / "out").prepare()
+
+
+def test_env_values_in_reserved_sections(tmp_path, monkeypatch):
+    """``${VAR}`` works in runner_config and seed_datastore too, expanded before validation."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "seeds.jsonl").write_text(json.dumps(SEEDS[0]) + "\n" + json.dumps(SEEDS[1]) + "\n")
+    path = write_task(
+        tmp_path / "t",
+        seed_examples=None,
+        seed_datastore={"data_path": "${SEED_FILE}", "limit": "${SEED_LIMIT:-1}"},
+        runner_config={"num_outputs_to_generate": "${NOUT:-50}", "seed_batch_size": "${SBS}"},
+    )
+    text = path.read_text().replace("seed_examples: null\n", "")
+    path.write_text(text)
+    from fms_dgt.config import yaml_loader
+
+    # expanded values are masked process-wide from then on: keep these out of other tests
+    monkeypatch.setattr(yaml_loader, "SECRET_VALUES", set(yaml_loader.SECRET_VALUES))
+    monkeypatch.setenv("SEED_FILE", "seeds.jsonl")
+    monkeypatch.setenv("SBS", "2")
+    task = prepare(tmp_path, path)[0].task
+    assert task.runner_config.num_outputs_to_generate == 50 and task.runner_config.seed_batch_size == 2
+    assert len(task.seed_examples) == 1

@@ -1,5 +1,6 @@
 import sys
 
+from fms_dgt.console import run_cli
 from fms_dgt.run import main
 
-sys.exit(main())
+sys.exit(run_cli(main))

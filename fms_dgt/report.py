@@ -51,11 +51,11 @@ def read_store(task_dir: Path, store: str) -> Iterator[dict[str, Any]]:
 
 def task_dirs(output_dir: Path) -> list[Path]:
     """Sub-folders that hold a task's output (results or any record store)."""
-    return [
-        d
-        for d in sorted(output_dir.iterdir())
-        if d.is_dir() and ((d / "task_results.json").is_file() or any(store_format(d, s) for s in STORES))
-    ]
+    return [d for d in sorted(output_dir.iterdir()) if is_task_dir(d)]
+
+
+def is_task_dir(d: Path) -> bool:
+    return d.is_dir() and ((d / "task_results.json").is_file() or any(store_format(d, s) for s in STORES))
 
 
 def reason_kind(reason: str) -> str:
@@ -184,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: output directory '{out}' does not exist", file=sys.stderr)
         return 2
     dirs = [d for d in task_dirs(out) if not args.task or d.name in args.task]
+    if not dirs and not args.task and is_task_dir(out):
+        dirs = [out]  # pointed at one task's folder rather than the output directory
     if not dirs:
         what = f"tasks {', '.join(args.task)}" if args.task else "task output"
         print(
@@ -203,4 +205,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fms_dgt.console import run_cli
+
+    sys.exit(run_cli(main))

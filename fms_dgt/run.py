@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cli() -> int:
+    """The ``dgt`` console script: ``main`` with a quiet exit when stdout's reader goes away."""
+    from fms_dgt.console import run_cli
+
+    return run_cli(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
@@ -330,4 +337,6 @@ def _setup_logging(verbose: bool) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fms_dgt.console import run_cli
+
+    sys.exit(run_cli(main))

@@ -75,6 +75,20 @@ def test_cli_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert doc["tasks"][0]["rejected"]["total"] == 4
     assert main([str(tmp_path / "out"), "--json", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["tasks"][0]["task"] == "t1"
+    # pointed at the task's own folder instead of the output directory: the same report
+    assert main([str(tmp_path / "out" / "t1"), "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["tasks"][0]["task"] == "t1"
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    """``... | head``: output larger than a pipe's buffer, and the reader leaves early."""
+    for i in range(1500):
+        write_task(tmp_path / "tasks" / f"t{i}", name=f"task_with_a_long_enough_name_{i:04d}")
+    cmd = f"{sys.executable} -m fms_dgt.run --list --task-paths {tmp_path / 'tasks'} | head -c 1"
+    r = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", cmd], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0 and "Traceback" not in r.stderr and "Broken pipe" not in r.stderr, r.stderr
 
 
 def test_missing_or_empty_folder_exits_2(tmp_path: Path) -> None:

@@ -217,7 +217,7 @@ def build_builder(
         name = _block_name(spec, doc, key, blocks)
         if _is_engine_spec(spec, doc, key):
             if overrides.engine:
-                blocks[name] = _override_engine(name, overrides, pool)
+                blocks[name] = _override_engine(name, spec, overrides, pool)
             else:
                 blocks[name] = pool.get(spec, doc, key)
         else:
@@ -258,10 +258,16 @@ def build_builder(
     return PreparedTask(task, builder, filters, postprocessors, formatter, doc.data, config)
 
 
-def _override_engine(name: str, overrides: Overrides, pool: EnginePool) -> Engine:
+def _override_engine(name: str, block: dict[str, Any], overrides: Overrides, pool: EnginePool) -> Engine:
     """The engine that replaces block ``name``: from the override file's ``engines`` section
-    (errors point at its lines) and/or the ``--engine`` flags (errors name the flag)."""
-    spec = {"name": name, **(overrides.engine or {})}
+    (errors point at its lines) and/or the ``--engine`` flags (errors name the flag).
+
+    The override swaps *where* requests go, not how the builder samples: the block's own
+    ``sampling`` (tuned with its prompts) is kept, and the override's ``sampling`` keys, if
+    any, go on top."""
+    override = dict(overrides.engine or {})
+    sampling = {**(block.get("sampling") or {}), **(override.pop("sampling", None) or {})}
+    spec = {"name": name, **override, **({"sampling": sampling} if sampling else {})}
     doc, key = (overrides.doc, ("engines",)) if overrides.engine_from_file else (None, ())
     try:
         return pool.get(spec, doc, key)

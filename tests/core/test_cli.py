@@ -370,3 +370,23 @@ def test_a_task_file_reached_twice_is_loaded_once(tmp_path):
         "--task-paths", str(tmp_path / "t"), str(path), "--output-dir", str(tmp_path / "out"), "--validate"
     )
     assert r.returncode == 0 and "1 task(s) valid" in r.stdout, r.stderr
+
+
+def test_engine_override_keeps_each_builders_sampling(tmp_path):
+    """--engine swaps the backend; the block's tuned sampling stays, the override's goes on top."""
+    from fms_dgt.run import _overrides, build_parser
+    from fms_dgt.runtime import Runtime
+
+    write_task(tmp_path / "t", builder="simple")
+    over = tmp_path / "ov.yaml"
+    over.write_text(yaml.safe_dump({"engines": {"type": "openai", "sampling": {"temperature": 0.1}}}))
+    flags = ["--engine", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"]
+    builder_yaml = yaml.safe_load((REPO / "data_builders/simple/simple.yaml").read_text())
+    own = next(b for b in builder_yaml["blocks"] if b["name"] == "llm1")["sampling"]
+    for extra, expected in (([], own), (["--config-path", str(over)], {**own, "temperature": 0.1})):
+        args = build_parser().parse_args([*extra, *flags])
+        rt = Runtime([str(tmp_path / "t")], [], tmp_path / "out", _overrides(args))
+        engine = rt.prepare()[0].builder.engines[0]
+        assert type(engine).__name__ == "OpenAIEngine" and engine.model == "m"
+        for key, value in expected.items():
+            assert getattr(engine.default_params, key) == value, (extra, key)

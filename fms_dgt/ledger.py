@@ -8,6 +8,7 @@ It is also the ResultSink engines report to, so tokens are counted per task and 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from collections import Counter, defaultdict
@@ -132,6 +133,22 @@ class TaskLedger:
                     }
                 ]
             )
+
+    def carry_over(self, previous: dict[str, Any]) -> None:
+        """Start from the totals in the task's previous ``task_results`` (requests, tokens,
+        retries per engine, builder calls, rejections by block), so a resumed task reports
+        the whole job, not only its last run. (Rejected and failed *records* are counted
+        from their stores, which already hold every run's.)"""
+        known = {f.name for f in dataclasses.fields(EngineStats)}
+        for name, stats in (previous.get("engines") or {}).items():
+            if isinstance(stats, dict):
+                self.engine_stats[name].add(
+                    EngineStats(**{k: int(v) for k, v in stats.items() if k in known})
+                )
+        self.calls += int((previous.get("counts") or {}).get("calls") or 0)
+        for block, reasons in (previous.get("rejected_by_block") or {}).items():
+            if isinstance(reasons, dict):
+                self.rejected_by_block[block].update({str(k): int(v) for k, v in reasons.items()})
 
     # ---- durability and reporting -------------------------------------------------------
     def _maybe_sync(self) -> None:

@@ -25,7 +25,17 @@ class Progress:
         self._bars: dict[str, Any] = {}
         self._state: dict[str, dict[str, Any]] = {}
 
-    def start(self, task: str, *, total: int | None, initial: int = 0, unit: str = "records") -> None:
+    def start(
+        self, task: str, *, total: int | None, initial: int = 0, unit: str = "records", ledger: Any = None
+    ) -> None:
+        """Begin showing ``task``. ``ledger`` gives the request and token counts the task
+        starts from (a resumed task carries its earlier runs' totals), so rates count only
+        what this run does."""
+        reqs = toks = None
+        if ledger is not None:
+            stats = ledger.engine_stats.values()
+            reqs = sum(s.requests for s in stats)
+            toks = sum(s.completion_tokens for s in stats)
         self._state[task] = {
             "n": initial,
             "total": total,
@@ -34,7 +44,7 @@ class Progress:
             "last_log": time.monotonic(),
             "unit": unit,
             # (time, records, requests, completion tokens) samples for windowed rates
-            "window": deque([(time.monotonic(), initial, None, None)]),
+            "window": deque([(time.monotonic(), initial, reqs, toks)]),
         }
         if self.enabled and self.use_bars:
             from tqdm import tqdm

@@ -149,6 +149,7 @@ class Runtime:
                 )
             self._write_task_card(pt)
             ledger = TaskLedger(task, pt.filters)
+            ledger.carry_over(read_json(task.task_dir / "task_results.json") or {})
             finisher = Finisher(task, ledger, state, pt.postprocessors, pt.formatter)
             kind = GenerationRun if isinstance(task, GenerationTask) else TransformationRun
             runner = kind(task, pt.builder, ledger, state, finisher, self.progress, executor)  # type: ignore[arg-type]

@@ -134,7 +134,12 @@ class GenerationRun:
         if raw:
             log.info("%s: resuming with %d accepted records", self.task.task_name, raw)
         target = self.rc.num_outputs_to_generate
-        self.progress.start(self.task.task_name, total=target, initial=min(self.task.accepted_count, target))
+        self.progress.start(
+            self.task.task_name,
+            total=target,
+            initial=min(self.task.accepted_count, target),
+            ledger=self.ledger,
+        )
         while True:
             if not self.task.is_complete():
                 self.state.status = "generating"

@@ -91,7 +91,9 @@ class TransformationRun:
         chunks = (
             (i, list(batch)) for i, batch in enumerate(iter(lambda: list(itertools.islice(rows, size)), []))
         )
-        self.progress.start(self.task.task_name, total=None, initial=len(self.done), unit="chunks")
+        self.progress.start(
+            self.task.task_name, total=None, initial=len(self.done), unit="chunks", ledger=self.ledger
+        )
         if self.state.status not in ("postprocessed", "complete"):
             self.state.status = "generating"
             pool = CallPool(self.task.runner_config.max_concurrent_calls)

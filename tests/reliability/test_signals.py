@@ -72,7 +72,13 @@ def test_signal_during_generation(tmp_path: Path, sig: signal.Signals) -> None:
     assert f"received {sig.name}" in text and "Traceback" not in text
     results = json.loads((out / "t1" / "task_results.json").read_text())
     assert results["status"] == "interrupted" and results["counts"]["accepted"] >= 20
+    first = results["requests"]
+    assert first >= 20 and results["tokens"]["prompt"] > 0
     _finish(cmd, out / "t1", 400)
+    # the totals cover both runs: every record took a request, whichever run made it
+    done = json.loads((out / "t1" / "task_results.json").read_text())
+    assert done["requests"] >= 400 and done["requests"] == done["engines"]["llm1"]["requests"]
+    assert done["counts"]["calls"] >= 400 and done["tokens"]["prompt"] >= 10 * done["requests"]
 
 
 def test_sigterm_during_postprocessing_stops_the_pass(tmp_path: Path) -> None:

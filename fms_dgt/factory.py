@@ -223,17 +223,20 @@ def build_builder(
         else:
             blocks[name] = _build_block(spec, doc, key, pool, blocks)
             if isinstance(blocks[name], FilterBlock):
+                _check_fields(blocks[name], task, doc, key)
                 filters.append(blocks[name])
     task_doc = task.yaml_doc or doc
     for i, spec in enumerate(_spec_list(task.filter_configs, task_doc, "filters")):
         block = _build_block(spec, task_doc, ("filters", i), pool, blocks)
         if not isinstance(block, FilterBlock):
             raise task_doc.error(f"'{block.name}' is not a filter block", "filters", i)
+        _check_fields(block, task, task_doc, ("filters", i))
         filters.append(block)
     postprocessors: list[Postprocessor] = []
     for i, spec in enumerate(_spec_list(config.get("postprocessors"), doc, "postprocessors")):
         block = _build_block(spec, doc, ("postprocessors", i), pool, blocks)
         if isinstance(block, FilterBlock):
+            _check_fields(block, task, doc, ("postprocessors", i))
             block = FilterPostprocessor(block)
         elif not isinstance(block, Postprocessor):
             raise doc.error(
@@ -246,6 +249,7 @@ def build_builder(
     formatter = None
     if task.formatter_config:
         formatter = build_component(formatters, task.formatter_config, doc=task_doc, key=("formatter",))
+        _check_formatter_fields(formatter, task, task_doc)
     elif task.runner_config.save_formatted_output:
         raise task_doc.error(
             "save_formatted_output is set but the task has no formatter",
@@ -277,6 +281,33 @@ def _override_engine(name: str, block: dict[str, Any], overrides: Overrides, poo
         if flag is None:
             raise
         raise ConfigError(err.message, field=flag, hint=err.hint) from None
+
+
+def _check_fields(block: FilterBlock, task: Task, doc: YamlDoc, key: tuple[Any, ...]) -> None:
+    """A filter's ``fields`` must name fields of the task's records: a typo would make it
+    read nothing (every record "too short", a stalled run) instead of failing here."""
+    known = task.OUTPUT_DATA_TYPE.field_names()
+    for i, name in enumerate(block.fields or ()):
+        if str(name).split(".")[0] not in known:
+            raise doc.error(
+                f"'{block.name}' reads field '{name}', which {task.OUTPUT_DATA_TYPE.__name__} records lack",
+                *key,
+                "fields",
+                i,
+                hint=did_you_mean(str(name), known) or f"fields: {', '.join(known)}",
+            )
+
+
+def _check_formatter_fields(formatter: Formatter, task: Task, doc: YamlDoc) -> None:
+    known = task.OUTPUT_DATA_TYPE.field_names()
+    for part, names in formatter.fields_read().items():
+        for name in sorted(set(names) - set(known)):
+            raise doc.error(
+                f"the formatter's {part} reads '{name}', which {task.OUTPUT_DATA_TYPE.__name__} records lack",
+                "formatter",
+                *part.split("."),
+                hint=did_you_mean(name, known) or f"fields: {', '.join(known)}",
+            )
 
 
 def _spec_list(value: Any, doc: YamlDoc, key: str) -> list[dict[str, Any]]:

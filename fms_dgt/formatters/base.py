@@ -17,6 +17,12 @@ class Formatter:
     def format(self, record: dict[str, Any]) -> dict[str, Any] | None:
         raise NotImplementedError
 
+    def fields_read(self) -> dict[str, set[str]]:
+        """Record fields each part of the formatter reads, keyed by its config key
+        (``"fields.input"``, ``"user"``...), so a misspelled field is reported when the task
+        loads rather than after the whole generation. Default: unknown (nothing checked)."""
+        return {}
+
     def format_all(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for record in records:
             out = self.format(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 from fms_dgt.formatters.base import Formatter
 from fms_dgt.registry import register_formatter
@@ -17,6 +18,11 @@ def _compile(source: str, what: str) -> jinja2.Template:
         return _ENV.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ValueError(f"{what} is not a valid Jinja template (line {exc.lineno}: {exc.message})") from None
+
+
+def _variables(source: str) -> set[str]:
+    """Top-level names a template reads (``{{ a.b }}`` reads ``a``; loop variables excluded)."""
+    return set(jinja2.meta.find_undeclared_variables(_ENV.parse(source)))
 
 
 def _render(template: jinja2.Template, record: dict[str, Any], what: str) -> str:
@@ -40,6 +46,10 @@ class JinjaFormatter(Formatter):
         if not fields:
             raise ValueError("the jinja formatter needs at least one entry in 'fields'")
         self.templates = {k: _compile(v, f"fields.{k}") for k, v in fields.items()}
+        self._sources = {f"fields.{k}": v for k, v in fields.items()}
+
+    def fields_read(self) -> dict[str, set[str]]:
+        return {k: _variables(v) for k, v in self._sources.items()}
 
     def format(self, record: dict[str, Any]) -> dict[str, Any]:
         return {k: _render(t, record, f"fields.{k}") for k, t in self.templates.items()}
@@ -64,6 +74,10 @@ class ChatMessagesFormatter(Formatter):
         self.system = _compile(system, "system") if system else None
         self.user = _compile(user, "user")
         self.assistant = _compile(assistant, "assistant")
+        self._sources = {"user": user, "assistant": assistant, **({"system": system} if system else {})}
+
+    def fields_read(self) -> dict[str, set[str]]:
+        return {k: _variables(v) for k, v in self._sources.items()}
 
     def format(self, record: dict[str, Any]) -> dict[str, Any]:
         messages = []

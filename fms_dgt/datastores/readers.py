@@ -84,6 +84,16 @@ def read_located_records(
             raise ConfigError(f"cannot read CSV: {exc}", file=path, line=1) from None
         for i, record in enumerate(frame.to_dict(orient="records")):
             yield i + 2, record  # line 1 is the header
+    elif fmt == "parquet" and path.is_dir():
+        # a parquet store of ours (``final_data.parquet/part-*.parquet``): the same decoding
+        # the store itself uses, so nested fields come back as lists and dicts
+        from fms_dgt.datastores.parquet import ParquetStore
+
+        try:
+            for record in ParquetStore(path).iter_records():
+                yield None, record
+        except Exception as exc:
+            raise ConfigError(f"cannot read parquet folder: {exc}", file=path) from None
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 

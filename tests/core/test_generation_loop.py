@@ -170,3 +170,18 @@ def test_parquet_output(tmp_path):
     )
     records = list(store.load_data())
     assert len(records) == 12 and isinstance(records[0]["lineage"], dict)
+
+
+def test_parquet_output_feeds_another_task_as_seeds(tmp_path):
+    """A run's final_data.parquet (a folder of parts) is a valid seed_datastore."""
+    path = write_task(tmp_path / "t", datastore={"output_data_format": "parquet"})
+    run(tmp_path, path)
+    second = write_task(
+        tmp_path / "t2",
+        name="t2",
+        seed_datastore={"data_path": str(tmp_path / "out/t1/final_data.parquet")},
+    )
+    rt = Runtime([str(second)], [str(FIXTURE_BUILDERS)], output_dir=tmp_path / "out2", overrides=Overrides())
+    task = rt.prepare()[0].task
+    loaded = [s for s in task.seed_examples if s.question.startswith("Why does scripted event")]
+    assert len(loaded) == 10 and all(s.is_seed for s in loaded)

@@ -161,7 +161,11 @@ class Runtime:
                 status, message = "stalled", str(exc)
                 log.error("%s", exc)
             except asyncio.CancelledError:
-                phase = finisher.active or "generating"
+                phase = finisher.active or (
+                    "generating"
+                    if ledger.engine_ok or ledger.last_engine_error
+                    else "waiting for the first model answer (engines starting)"
+                )
                 status, message = "interrupted", f"stopped by a signal while {phase}"
                 raise
             except DGTError as exc:

@@ -144,6 +144,14 @@ class GenerationTask(Task):
         if store is not None:
             for path, line, i, raw in iter_datastore_records(store, self._base_dir(), self.yaml_doc):
                 seeds.append(self._seed_from(raw, source=(path, line), keys=(f"record {i}",)))
+        if not seeds and store is not None:
+            names = ", ".join(p.name for p in expand_paths(store.data_path, self._base_dir()))
+            raise self._error(
+                f"a generation task needs at least one seed example, and {names} holds no records",
+                "seed_datastore",
+                "data_path",
+                hint="fill the file, point data_path at another one, or add seed_examples: [...]",
+            )
         if not seeds:
             raise self._error(
                 "a generation task needs at least one seed example",

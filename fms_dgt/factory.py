@@ -259,7 +259,8 @@ def build_builder(
         )
     metadata = config.get("metadata") or {}
     builder = builder_cls(task, blocks, metadata)
-    return PreparedTask(task, builder, filters, postprocessors, formatter, doc.data, config)
+    task_config = task.yaml_doc.data if task.yaml_doc else {}  # the task.yaml as written
+    return PreparedTask(task, builder, filters, postprocessors, formatter, task_config, config)
 
 
 def _override_engine(name: str, block: dict[str, Any], overrides: Overrides, pool: EnginePool) -> Engine:

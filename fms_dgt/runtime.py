@@ -7,6 +7,7 @@ interrupted) into a recorded status."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -141,6 +142,7 @@ class Runtime:
                     state.final_count,
                     task.task_dir,
                 )
+                await self._catch_up_complete(pt, state, executor)
                 return Outcome(
                     task.task_name,
                     "complete",
@@ -184,6 +186,27 @@ class Runtime:
         finally:
             task.close_datastores()
             lock.release()
+
+    async def _catch_up_complete(
+        self, pt: PreparedTask, state: TaskState, executor: ThreadPoolExecutor
+    ) -> None:
+        """A complete task is not regenerated, but the user may have edited it since: say so
+        if its config changed, and write ``formatted_data`` if it is asked for now and was
+        not before (formatting needs no model, so there is no reason to demand --restart)."""
+        task = pt.task
+        card = read_json(task.task_dir / "task_card.json") or {}
+        now = json.loads(json.dumps(_redacted(pt.raw_config), default=str))  # as the card stored it
+        if "task_config" in card and card["task_config"] != now:
+            log.warning(
+                "%s: the task config changed since it completed; its outputs are from the earlier "
+                "config (use --restart to regenerate with the new one)",
+                task.task_name,
+            )
+        wants = pt.formatter is not None and task.runner_config.save_formatted_output
+        if wants and not task.datastore("formatted_data").exists():
+            ledger = TaskLedger(task, pt.filters)
+            finisher = Finisher(task, ledger, state, pt.postprocessors, pt.formatter)
+            await finisher.run(executor, finisher.format)
 
     def _write_task_card(self, pt: PreparedTask) -> None:
         card = {

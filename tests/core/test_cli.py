@@ -390,3 +390,27 @@ def test_engine_override_keeps_each_builders_sampling(tmp_path):
         assert type(engine).__name__ == "OpenAIEngine" and engine.model == "m"
         for key, value in expected.items():
             assert getattr(engine.default_params, key) == value, (extra, key)
+
+
+def test_a_complete_task_is_not_regenerated_but_edits_are_noticed(tmp_path):
+    args = ("--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out"))
+    write_task(tmp_path / "t", runner_config={"num_outputs_to_generate": 5})
+    assert run_cli(*args).returncode == 0
+    final = (tmp_path / "out/t1/final_data.jsonl").read_bytes()
+    card = json.loads((tmp_path / "out/t1/task_card.json").read_text())
+    assert card["task_config"]["task_name"] == "t1" and card["task_config"]["seed_examples"]
+    assert card["builder_config"]["name"] == "echo"
+    r = run_cli(*args)  # unchanged: nothing to say beyond "already complete"
+    assert r.returncode == 0 and "already complete" in r.stderr and "config changed" not in r.stderr
+    # asking for formatted output afterwards: written from final_data, nothing regenerated
+    write_task(
+        tmp_path / "t",
+        runner_config={"num_outputs_to_generate": 5, "save_formatted_output": True},
+        formatter={"type": "chat"},
+    )
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert "config changed since it completed" in r.stderr and "--restart" in r.stderr
+    assert (tmp_path / "out/t1/final_data.jsonl").read_bytes() == final
+    formatted = read_jsonl(tmp_path / "out/t1/formatted_data.jsonl")
+    assert len(formatted) == 5 and formatted[0]["messages"][-1]["role"] == "assistant"

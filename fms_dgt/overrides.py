@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from fms_dgt.config.schema import RunnerConfig, validate_section
-from fms_dgt.config.yaml_loader import load_yaml
+from fms_dgt.config.yaml_loader import expand_env, load_yaml
 from fms_dgt.factory import Overrides
 from fms_dgt.registry import did_you_mean
 
@@ -56,4 +56,9 @@ def load_override_file(path: str) -> Overrides:
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             raise doc.error(f"'{section}' must map names to mappings", section)
         setattr(ov, section, value)
+    for name, task in ov.tasks.items():
+        # checked here, so a bad value is reported at its line in this file, not in a task.yaml
+        if isinstance(task.get("runner_config"), dict):
+            key = ("tasks", name, "runner_config")
+            validate_section(RunnerConfig, expand_env(task["runner_config"], doc=doc, key=key), doc, *key)
     return ov

@@ -43,8 +43,20 @@ def print_summary(outcomes: list[Any], output_dir: Path) -> None:
     print(_table(rows))
     for o in outcomes:
         if o.message and o.status != "complete":
-            print(f"{o.task_name}: {redact(o.message)}")
-    print(f"outputs: {output_dir}/<task_name>/ (final_data, data, rejected, failed, task_results.json)")
+            print(_about(o.task_name, redact(o.message)))
+    written = sorted(
+        {f.name for o in outcomes for f in _files(output_dir / o.task_name) if not f.name.startswith(".")}
+    )
+    print(f"outputs: {output_dir}/<task_name>/ ({', '.join(written) or 'nothing written'})")
+
+
+def _about(task_name: str, message: str) -> str:
+    """``task: message``, without repeating the name when the message already starts with it."""
+    return message if message.startswith(f"{task_name}: ") else f"{task_name}: {message}"
+
+
+def _files(task_dir: Path) -> list[Path]:
+    return list(task_dir.iterdir()) if task_dir.is_dir() else []
 
 
 def print_interrupted(runtime: Any) -> None:
@@ -57,6 +69,6 @@ def print_interrupted(runtime: Any) -> None:
     for pt in runtime.prepared:
         message = (read_json(pt.task.task_dir / "task_results.json") or {}).get("message")
         if message:
-            print(f"{pt.task.task_name}: {message}")
+            print(_about(pt.task.task_name, message))
     print(f"outputs: {runtime.output_dir}/<task_name>/")
     print("run the same command again to continue (add --restart to start over)")

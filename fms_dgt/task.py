@@ -9,6 +9,7 @@ override ``instantiate_*_example`` and ``is_complete``.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,9 @@ from fms_dgt.datapoint import DataPoint, as_dict
 from fms_dgt.datastores.base import JSONL_ONLY_STORES, RECORD_STORES, Datastore
 from fms_dgt.datastores.readers import expand_paths, format_of, read_located_records
 from fms_dgt.errors import ConfigError
-from fms_dgt.registry import datastores
+from fms_dgt.registry import datastores, did_you_mean
+
+log = logging.getLogger("fms_dgt.run")
 
 
 class Task:
@@ -166,6 +169,7 @@ class GenerationTask(Task):
     ) -> DataPoint:
         if not isinstance(raw, dict):
             raise self._error(f"a seed example must be a mapping, got {type(raw).__name__}", *keys)
+        self._note_unknown_seed_keys(raw, source, keys)
         try:
             record = self.instantiate_input_example(**{**raw, "is_seed": True})
         except (TypeError, ValueError) as exc:
@@ -184,6 +188,33 @@ class GenerationTask(Task):
                 msg, *keys, hint=f"{self.INPUT_DATA_TYPE.__name__} needs {', '.join(needed)}"
             ) from None
         return record
+
+    def _note_unknown_seed_keys(
+        self, raw: dict[str, Any], source: tuple[Path, int | None] | None, keys: tuple[Any, ...]
+    ) -> None:
+        """Seed keys that are no field of the record type are dropped; say so once per key (a
+        misspelled optional field would otherwise vanish without a word). Files may carry
+        extra columns on purpose, so this is a warning, not an error."""
+        known = self.INPUT_DATA_TYPE.field_names()
+        warned = self.__dict__.setdefault("_warned_seed_keys", set())
+        for key in raw:
+            if key in known or key in warned:
+                continue
+            warned.add(key)
+            if source is not None:
+                where = f"{source[0]}:{source[1]}" if source[1] else str(source[0])
+            elif self.yaml_doc is not None:
+                where = f"{self.yaml_doc.path}:{self.yaml_doc.line_of(*keys, key)}"
+            else:
+                where = "seed_examples"
+            close = did_you_mean(str(key), known)
+            log.warning(
+                "%s: seed key '%s' is not a field of %s and is ignored%s",
+                where,
+                key,
+                self.INPUT_DATA_TYPE.__name__,
+                f" ({close})" if close else "",
+            )
 
     def remember(self, record: DataPoint) -> None:
         """Offer an accepted record to the in-context pool (a reservoir, so memory is flat)."""

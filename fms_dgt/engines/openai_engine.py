@@ -298,6 +298,7 @@ class OpenAIEngine(Engine):
                 listing = await self._replicas.members[0].get("/models")
                 self.model = str(listing["data"][0]["id"])
             except (EngineError, KeyError, IndexError, TypeError) as exc:
+                await self._close()  # the connection pools opened above, or they leak
                 raise FatalEngineError(
                     f"no model configured and {self.base_url}/models did not name one ({exc})"
                 ) from None

@@ -174,3 +174,13 @@ def test_env_values_in_reserved_sections(tmp_path, monkeypatch):
     task = prepare(tmp_path, path)[0].task
     assert task.runner_config.num_outputs_to_generate == 50 and task.runner_config.seed_batch_size == 2
     assert len(task.seed_examples) == 1
+
+
+def test_unknown_seed_keys_are_named_once(tmp_path, caplog):
+    seeds = [{**s, "qestion_hint": "x"} for s in SEEDS]
+    path = write_task(tmp_path / "t", seed_examples=seeds)
+    with caplog.at_level("WARNING", logger="fms_dgt.run"):
+        task = prepare(tmp_path, path)[0].task
+    assert len(task.seed_examples) == len(SEEDS)
+    warnings = [r.getMessage() for r in caplog.records if "qestion_hint" in r.getMessage()]
+    assert len(warnings) == 1 and "task.yaml:" in warnings[0] and "ignored" in warnings[0]

@@ -20,6 +20,7 @@ from fms_dgt.config.schema import (
 )
 from fms_dgt.config.yaml_loader import YamlDoc, expand_env
 from fms_dgt.engines.base import Engine
+from fms_dgt.engines.view import EngineView
 from fms_dgt.errors import ConfigError
 from fms_dgt.formatters.base import Formatter
 from fms_dgt.index import BuilderEntry, TaskEntry, merge
@@ -217,7 +218,7 @@ def build_builder(
         name = _block_name(spec, doc, key, blocks)
         if _is_engine_spec(spec, doc, key):
             if overrides.engine:
-                blocks[name] = _override_engine(name, spec, overrides, pool)
+                blocks[name] = _override_engine(name, spec, overrides, pool, doc, key)
             else:
                 blocks[name] = pool.get(spec, doc, key)
         else:
@@ -263,25 +264,41 @@ def build_builder(
     return PreparedTask(task, builder, filters, postprocessors, formatter, task_config, config)
 
 
-def _override_engine(name: str, block: dict[str, Any], overrides: Overrides, pool: EnginePool) -> Engine:
+def _override_engine(
+    name: str,
+    block: dict[str, Any],
+    overrides: Overrides,
+    pool: EnginePool,
+    block_doc: YamlDoc,
+    block_key: tuple[Any, ...],
+) -> Engine:
     """The engine that replaces block ``name``: from the override file's ``engines`` section
     (errors point at its lines) and/or the ``--engine`` flags (errors name the flag).
 
-    The override swaps *where* requests go, not how the builder samples: the block's own
-    ``sampling`` (tuned with its prompts) is kept, and the override's ``sampling`` keys, if
-    any, go on top."""
-    override = dict(overrides.engine or {})
-    sampling = {**(block.get("sampling") or {}), **(override.pop("sampling", None) or {})}
-    spec = {"name": name, **override, **({"sampling": sampling} if sampling else {})}
+    Every block gets the same engine (one concurrency limit, one model load or server). The
+    override swaps *where* requests go, not how the builder samples: a block with its own
+    ``sampling`` gets a view of that engine with the block's sampling, the override's
+    ``sampling`` keys on top."""
+    spec = {"name": name, **(overrides.engine or {})}
     doc, key = (overrides.doc, ("engines",)) if overrides.engine_from_file else (None, ())
     try:
-        return pool.get(spec, doc, key)
+        engine = pool.get(spec, doc, key)
     except ConfigError as err:
         last = (err.field or "type").split(".")[-1]
         flag = overrides.engine_flags.get(last)
         if flag is None:
             raise
         raise ConfigError(err.message, field=flag, hint=err.hint) from None
+    init_args = block.get("init_args") if isinstance(block.get("init_args"), dict) else {}
+    own = block.get("sampling", init_args.get("sampling")) or {}
+    if not own:
+        return engine
+    on_top = (overrides.engine or {}).get("sampling") or {}
+    try:
+        params = engine.default_params.merged(**own).merged(**on_top)
+    except TypeError as exc:
+        raise block_doc.error(f"bad sampling for block '{name}': {exc}", *block_key, "sampling") from None
+    return EngineView(engine, name, params)
 
 
 def _check_fields(block: FilterBlock, task: Task, doc: YamlDoc, key: tuple[Any, ...]) -> None:

@@ -387,9 +387,37 @@ def test_engine_override_keeps_each_builders_sampling(tmp_path):
         args = build_parser().parse_args([*extra, *flags])
         rt = Runtime([str(tmp_path / "t")], [], tmp_path / "out", _overrides(args))
         engine = rt.prepare()[0].builder.engines[0]
-        assert type(engine).__name__ == "OpenAIEngine" and engine.model == "m"
+        assert engine.shared.kind == "openai" and engine.model == "m"
         for key, value in expected.items():
             assert getattr(engine.default_params, key) == value, (extra, key)
+
+
+def test_engine_override_is_one_engine_for_every_block(tmp_path):
+    """Blocks with different sampling still share one engine under an override: one
+    concurrency limit, one model load or server (views differ only in sampling)."""
+    from fms_dgt.run import _overrides, build_parser
+    from fms_dgt.runtime import Runtime
+
+    write_task(tmp_path / "a", name="a", builder="simple")
+    rows = [{"question": "Why is the sky blue?"}]
+    task_b = {
+        "task_name": "b",
+        "task_description": "d",
+        "created_by": "me",
+        "data_builder": "answer_questions",
+    }
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "task.yaml").write_text(yaml.safe_dump({**task_b, "data": rows}))
+    args = build_parser().parse_args(
+        ["--engine", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"]
+    )
+    rt = Runtime([str(tmp_path / "a"), str(tmp_path / "b")], [], tmp_path / "out", _overrides(args))
+    prepared = rt.prepare()
+    assert len(rt.pool.all()) == 1
+    shared = rt.pool.all()[0]
+    views = [pt.builder.engines[0] for pt in prepared]
+    assert all(getattr(v, "shared", v) is shared for v in views)
+    assert views[0].default_params != views[1].default_params  # each block kept its own sampling
 
 
 def test_a_complete_task_is_not_regenerated_but_edits_are_noticed(tmp_path):

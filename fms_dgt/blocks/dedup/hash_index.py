@@ -5,18 +5,18 @@ what each key costs *is* how memory grows with the number of records. A Python d
 entry costs ~90 bytes; a sorted numpy array 8 (16 with ids). Keys therefore pass through
 three tiers:
 
-* ``fresh``: a small dict (at most ``fresh_limit`` keys) taking new keys at Python speed;
-* ``mid``: one sorted array (at most ``mid_limit`` keys) into which ``fresh`` is merged by
-  copying: cheap because it stays small;
-* ``main``: one sorted array with spare capacity into which ``mid`` is merged *in place*:
-  the array grows with ``ndarray.resize`` (realloc: large blocks are remapped, not copied)
-  and old keys are shifted right block by block from the end, so a merge never holds a
-  second copy of the index. Peak memory is ~8 bytes per key plus a fixed few MB, where a
-  merge-by-copy index peaks at twice its size.
+* ``fresh``: a small dict (``fresh_limit`` keys) taking new keys at Python speed;
+* ``runs``: sorted arrays in a binary counter (run *i* holds ``fresh_limit * 2**i`` keys);
+  a full fresh dict becomes a run, and two runs of one size merge (by copying) into one of
+  the next size, so each key is copied O(log n) times;
+* ``main``: one sorted array with spare capacity. When the runs together hold 1/8 of it,
+  they are merged into it *in place*: it grows with ``ndarray.resize`` (realloc) and its
+  keys shift right block by block from the end, so a merge never holds a second copy of
+  the index. Main grows by 1/8 per merge, so each key is moved O(1) times on average.
 
-Adding n keys costs O(n) amortised per tier plus O(n² / mid_limit) element moves in
-``main`` (a few seconds of memmove for ten million keys); a lookup is one dict probe and two
-vectorised binary searches.
+Memory is ~8 bytes per key plus at most ~1/4 more at a merge (where a merge-by-copy index
+peaks at twice its size); adding n keys costs O(n log n); a lookup is one dict probe and one
+vectorised binary search per occupied run plus main.
 """
 
 from __future__ import annotations
@@ -27,27 +27,31 @@ import numpy as np
 
 _EMPTY: list[int] = []
 _MOVE_BLOCK = 1 << 16  # old keys shifted per step of an in-place merge (bounds the scratch space)
+_MAIN_RATIO = 16  # runs are merged into main once they hold 1/16 of it
+_GROWTH = 1.125  # main's capacity grows by this factor (spare slots are zero-filled: resident)
+
+Run = tuple[np.ndarray, np.ndarray]  # sorted keys, their ids (empty without ids)
 
 
 class HashIndex:
     """Signed 64-bit keys, with the ids inserted under each when ``with_ids`` is set."""
 
-    def __init__(self, with_ids: bool = False, fresh_limit: int = 4096, mid_limit: int = 1 << 18) -> None:
-        if not 1 <= fresh_limit <= mid_limit:
-            raise ValueError("need 1 <= fresh_limit <= mid_limit")
+    def __init__(self, with_ids: bool = False, fresh_limit: int = 16384, min_main: int = 1 << 16) -> None:
+        if fresh_limit < 1 or min_main < 1:
+            raise ValueError("fresh_limit and min_main must be >= 1")
         self.with_ids = with_ids
-        self.fresh_limit, self.mid_limit = fresh_limit, mid_limit
+        self.fresh_limit, self.min_main = fresh_limit, min_main
         self.clear()
 
     def __len__(self) -> int:
-        return len(self._fresh_keys) + len(self._mid_keys) + self._n
+        return len(self._fresh_keys) + self._in_runs + self._n
 
     def clear(self) -> None:
         self._fresh: dict[int, list[int]] = {}  # key -> ids ([] without ids)
         self._fresh_keys: list[int] = []  # insertion order (a key may repeat with ids)
         self._fresh_ids: list[int] = []
-        self._mid_keys = np.empty(0, dtype=np.int64)
-        self._mid_ids = np.empty(0, dtype=np.int64)
+        self._runs: list[Run | None] = []  # binary counter, newest data in the lowest runs
+        self._in_runs = 0
         self._main_keys = np.empty(0, dtype=np.int64)  # capacity >= self._n; [:_n] is sorted
         self._main_ids = np.empty(0, dtype=np.int64)
         self._n = 0
@@ -74,24 +78,38 @@ class HashIndex:
     def _fold_fresh(self) -> None:
         keys = np.array(self._fresh_keys, dtype=np.int64)
         order = np.argsort(keys, kind="stable")  # stable: ids of one key stay in insertion order
-        keys = keys[order]
-        at = np.searchsorted(self._mid_keys, keys, side="right")  # after older ids of a key
-        self._mid_keys = np.insert(self._mid_keys, at, keys)
-        if self.with_ids:
-            ids = np.array(self._fresh_ids, dtype=np.int64)[order]
-            self._mid_ids = np.insert(self._mid_ids, at, ids)
+        ids = np.array(self._fresh_ids, dtype=np.int64)[order] if self.with_ids else keys[:0]
+        run: Run = (keys[order], ids)
         self._fresh.clear()
         self._fresh_keys.clear()
         self._fresh_ids.clear()
-        if len(self._mid_keys) >= self.mid_limit:
-            self._fold_mid()
+        self._in_runs += len(run[0])
+        for level in range(len(self._runs) + 1):  # carry upwards like a binary counter
+            if level == len(self._runs):
+                self._runs.append(None)
+            held = self._runs[level]
+            if held is None:
+                self._runs[level] = run
+                break
+            self._runs[level] = None
+            run = _merge(held, run)  # the held run is the older one
+        if self._in_runs >= max(self.min_main, self._n // _MAIN_RATIO):
+            self._spill()
 
-    def _fold_mid(self) -> None:
-        new_keys, new_ids = self._mid_keys, self._mid_ids
+    def _spill(self) -> None:
+        """Merge every run into main in place."""
+        merged: Run | None = None
+        for run in reversed(self._runs):  # oldest (highest) first
+            if run is not None:
+                merged = run if merged is None else _merge(merged, run)
+        self._runs, self._in_runs = [], 0
+        if merged is None:
+            return
+        new_keys, new_ids = merged
         n, m = self._n, len(new_keys)
         self._reserve(n + m)
         keys, ids = self._main_keys, self._main_ids
-        at = np.searchsorted(keys[:n], new_keys, side="right")
+        at = np.searchsorted(keys[:n], new_keys, side="right")  # after older ids of a key
         # old key i ends at i + (number of new keys inserted at or before i); walk from the end
         # so every block is written only over slots already vacated
         first = int(at[0]) if m else n
@@ -99,9 +117,8 @@ class HashIndex:
         while end > first:
             start = max(first, end - _MOVE_BLOCK)
             lo, hi = np.searchsorted(at, [start, end])  # new keys at < start, at < end
-            before = int(lo)  # they shift every old key of this block
             counts = np.bincount(at[lo:hi] - start, minlength=end - start)[: end - start]
-            dest = np.arange(start, end) + before + np.cumsum(counts)
+            dest = np.arange(start, end) + int(lo) + np.cumsum(counts)
             keys[dest] = keys[start:end].copy()
             if self.with_ids:
                 ids[dest] = ids[start:end].copy()
@@ -111,30 +128,35 @@ class HashIndex:
         if self.with_ids:
             ids[slots] = new_ids
         self._n = n + m
-        self._mid_keys = np.empty(0, dtype=np.int64)
-        self._mid_ids = np.empty(0, dtype=np.int64)
 
     def _reserve(self, size: int) -> None:
         capacity = len(self._main_keys)
         if size <= capacity:
             return
-        capacity = max(size, capacity + capacity // 2, self.mid_limit)
+        capacity = max(size, int(capacity * _GROWTH))
         # resize in place (realloc); the arrays own their data and no view of them is kept
         self._main_keys.resize(capacity, refcheck=False)
         if self.with_ids:
             self._main_ids.resize(capacity, refcheck=False)
 
     # ---- reads -----------------------------------------------------------------------
+    def _sorted_parts(self) -> list[Run]:
+        parts = [run for run in self._runs if run is not None]
+        if self._n:
+            parts.append(
+                (self._main_keys[: self._n], self._main_ids[: self._n] if self.with_ids else self._main_ids)
+            )
+        return parts
+
     def contains_any(self, keys: Sequence[int]) -> bool:
         if not self._fresh.keys().isdisjoint(keys):
             return True
         q = None
-        for arr in (self._mid_keys, self._main_keys[: self._n]):
-            if len(arr):
-                q = np.array(keys, dtype=np.int64) if q is None else q
-                i = np.minimum(np.searchsorted(arr, q), len(arr) - 1)
-                if (arr[i] == q).any():
-                    return True
+        for arr, _ in self._sorted_parts():
+            q = np.array(keys, dtype=np.int64) if q is None else q
+            i = np.minimum(np.searchsorted(arr, q), len(arr) - 1)
+            if (arr[i] == q).any():
+                return True
         return False
 
     def lookup(self, keys: Sequence[int]) -> set[int]:
@@ -146,9 +168,7 @@ class HashIndex:
             if ids:
                 found.update(ids)
         q = None
-        for arr, arr_ids in ((self._mid_keys, self._mid_ids), (self._main_keys[: self._n], self._main_ids)):
-            if not len(arr):
-                continue
+        for arr, arr_ids in self._sorted_parts():
             q = np.array(keys, dtype=np.int64) if q is None else q
             lo = np.searchsorted(arr, q)
             hit = np.flatnonzero(lo < len(arr))
@@ -158,3 +178,11 @@ class HashIndex:
                 for a, b in zip(lo[hit].tolist(), hi.tolist()):
                     found.update(arr_ids[a:b].tolist())
         return found
+
+
+def _merge(older: Run, newer: Run) -> Run:
+    """One sorted run from two, ``newer``'s entries after ``older``'s under an equal key."""
+    at = np.searchsorted(older[0], newer[0], side="right")
+    keys = np.insert(older[0], at, newer[0])
+    ids = np.insert(older[1], at, newer[1]) if len(older[1]) or len(newer[1]) else keys[:0]
+    return keys, ids

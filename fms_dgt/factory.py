@@ -5,6 +5,7 @@ config error surfaces at load time (``--validate`` stops after this)."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from fms_dgt.task import GenerationTask, Task, TransformationTask
 
 BUILDER_KEYS = ("name", "description", "blocks", "postprocessors", "metadata")
 RUNTIME_TASK_KWARGS = {"output_dir", "yaml_doc"}
+log = logging.getLogger("fms_dgt.run")
 
 
 @dataclass
@@ -302,30 +304,38 @@ def _override_engine(
 
 
 def _check_fields(block: FilterBlock, task: Task, doc: YamlDoc, key: tuple[Any, ...]) -> None:
-    """A filter's ``fields`` must name fields of the task's records: a typo would make it
+    """A filter's ``fields`` should name fields of the task's records: a typo would make it
     read nothing (every record "too short", a stalled run) instead of failing here."""
-    known = task.OUTPUT_DATA_TYPE.field_names()
     for i, name in enumerate(block.fields or ()):
-        if str(name).split(".")[0] not in known:
-            raise doc.error(
-                f"'{block.name}' reads field '{name}', which {task.OUTPUT_DATA_TYPE.__name__} records lack",
-                *key,
-                "fields",
-                i,
-                hint=did_you_mean(str(name), known) or f"fields: {', '.join(known)}",
-            )
+        _unknown_field(str(name), f"'{block.name}' reads field", task, doc, (*key, "fields", i))
 
 
 def _check_formatter_fields(formatter: Formatter, task: Task, doc: YamlDoc) -> None:
-    known = task.OUTPUT_DATA_TYPE.field_names()
     for part, names in formatter.fields_read().items():
-        for name in sorted(set(names) - set(known)):
-            raise doc.error(
-                f"the formatter's {part} reads '{name}', which {task.OUTPUT_DATA_TYPE.__name__} records lack",
-                "formatter",
-                *part.split("."),
-                hint=did_you_mean(name, known) or f"fields: {', '.join(known)}",
-            )
+        for name in sorted(names):
+            _unknown_field(name, f"the formatter's {part} reads", task, doc, ("formatter", *part.split(".")))
+
+
+def _unknown_field(name: str, what: str, task: Task, doc: YamlDoc, key: tuple[Any, ...]) -> None:
+    """A name close to a record field is a typo: an error now. Any other unknown name may be
+    legitimate (a builder returning a richer record, ``{% if x is defined %}``): a warning."""
+    known = task.OUTPUT_DATA_TYPE.field_names()
+    if name.split(".")[0] in known:
+        return
+    record = task.OUTPUT_DATA_TYPE.__name__
+    hint = did_you_mean(name, known)
+    if hint:
+        raise doc.error(f"{what} '{name}', which {record} records lack", *key, hint=hint)
+    line = doc.line_of(*key)
+    log.warning(
+        "%s:%s: %s '%s', which %s records lack (fields: %s); it reads nothing unless the builder adds it",
+        doc.path,
+        line,
+        what,
+        name,
+        record,
+        ", ".join(known),
+    )
 
 
 def _spec_list(value: Any, doc: YamlDoc, key: str) -> list[dict[str, Any]]:

@@ -42,9 +42,10 @@ def load_override_file(path: str) -> Overrides:
             )
     ov = Overrides(doc=doc)
     if "runner_config" in data:
-        ov.file_runner = validate_section(
-            RunnerConfig, data["runner_config"], doc, "runner_config"
-        ).model_dump(exclude_unset=True)
+        runner = expand_env(data["runner_config"], doc=doc, key=("runner_config",))
+        ov.file_runner = validate_section(RunnerConfig, runner, doc, "runner_config").model_dump(
+            exclude_unset=True
+        )
     if data.get("engines") is not None:
         engine = data["engines"]
         if not isinstance(engine, dict) or ("type" not in engine and "class_path" not in engine):

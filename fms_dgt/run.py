@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     from fms_dgt.errors import ConfigError, DGTError
 
-    _stop_on_sigterm()
+    previous = _stop_on_sigterm()
     try:
         return _main(args)
     except KeyboardInterrupt:
@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if previous is not None:  # main() may be called in-process (tests, notebooks)
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -169,7 +172,7 @@ def _main(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o.status == "complete" for o in outcomes) else EXIT_FAILED
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_sigterm() -> Any:
     """SIGTERM outside the event loop behaves like Ctrl-C (KeyboardInterrupt), so a stop
     sent while tasks load, or while the summary prints, still exits 130 with a message
     instead of killing the process silently. While tasks run, the loop's own handlers
@@ -178,7 +181,11 @@ def _stop_on_sigterm() -> None:
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None  # handlers can only be set from the main thread
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _run(runtime: Any) -> list[Any] | None:
@@ -227,6 +234,9 @@ def _leave_stuck_builder_calls(grace: float = 2.0) -> None:
     import threading
     import time
 
+    # the run is already stopped: another signal now means "exit at once", as during the run
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: os._exit(EXIT_INTERRUPTED))
     deadline = time.monotonic() + grace
     for thread in threading.enumerate():
         if thread.name.startswith("dgt-builder") and thread.is_alive():

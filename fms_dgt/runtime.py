@@ -142,7 +142,11 @@ class Runtime:
                     state.final_count,
                     task.task_dir,
                 )
-                await self._catch_up_complete(pt, state, executor)
+                try:
+                    await self._catch_up_complete(pt, state, executor)
+                except Exception as exc:  # e.g. a formatter that fails on a record
+                    log.error("%s: formatting the complete task failed: %s", task.task_name, exc)
+                    return Outcome(task.task_name, "failed", f"formatting failed: {exc}")
                 return Outcome(
                     task.task_name,
                     "complete",
@@ -196,7 +200,9 @@ class Runtime:
         task = pt.task
         card = read_json(task.task_dir / "task_card.json") or {}
         now = json.loads(json.dumps(_redacted(pt.raw_config), default=str))  # as the card stored it
-        if "task_config" in card and card["task_config"] != now:
+        stored = card.get("task_config")
+        # cards written before the card held the task.yaml (it held the builder's) say nothing
+        if isinstance(stored, dict) and "task_name" in stored and stored != now:
             log.warning(
                 "%s: the task config changed since it completed; its outputs are from the earlier "
                 "config (use --restart to regenerate with the new one)",

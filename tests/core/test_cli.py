@@ -442,3 +442,25 @@ def test_a_complete_task_is_not_regenerated_but_edits_are_noticed(tmp_path):
     assert (tmp_path / "out/t1/final_data.jsonl").read_bytes() == final
     formatted = read_jsonl(tmp_path / "out/t1/formatted_data.jsonl")
     assert len(formatted) == 5 and formatted[0]["messages"][-1]["role"] == "assistant"
+
+
+def test_formatting_a_complete_task_can_fail_without_a_traceback(tmp_path):
+    args = ("--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out"))
+    write_task(tmp_path / "t", runner_config={"num_outputs_to_generate": 3})
+    assert run_cli(*args).returncode == 0
+    write_task(
+        tmp_path / "t",
+        runner_config={"num_outputs_to_generate": 3, "save_formatted_output": True},
+        formatter={"type": "jinja", "fields": {"x": "{{ lineage.no_such_key }}"}},
+    )
+    r = run_cli(*args)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "formatting the complete task failed" in r.stderr and "no_such_key" in r.stderr
+
+
+def test_env_values_in_the_override_files_runner_config(tmp_path, monkeypatch):
+    from fms_dgt.overrides import load_override_file
+
+    over = tmp_path / "ov.yaml"
+    over.write_text("runner_config:\n  num_outputs_to_generate: ${DGT_TEST_N:-50}\n")
+    assert load_override_file(str(over)).file_runner == {"num_outputs_to_generate": 50}

@@ -184,3 +184,12 @@ def test_unknown_seed_keys_are_named_once(tmp_path, caplog):
     assert len(task.seed_examples) == len(SEEDS)
     warnings = [r.getMessage() for r in caplog.records if "qestion_hint" in r.getMessage()]
     assert len(warnings) == 1 and "task.yaml:" in warnings[0] and "ignored" in warnings[0]
+
+
+def test_filter_field_that_is_no_typo_is_a_warning(tmp_path, caplog):
+    """Not close to any record field: maybe a richer record from the builder. Warn, go on."""
+    filters = [{"name": "len", "type": "length", "fields": ["score"], "min_chars": 1}]
+    path = write_task(tmp_path / "t", filters=filters)
+    with caplog.at_level("WARNING", logger="fms_dgt.run"):
+        prepare(tmp_path, path)
+    assert any("'len' reads field 'score'" in r.getMessage() for r in caplog.records)

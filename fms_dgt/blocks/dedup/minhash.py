@@ -3,7 +3,7 @@
 A record is rejected when one LSH band of its signature equals that band of a seed or an
 accepted record, i.e. when the two are likely to have Jaccard similarity >= ``threshold``
 (bands and rows are chosen for the threshold, see ``choose_bands``). No pairwise comparison
-is made, so each record costs about the same whatever the number already accepted (~35-45 µs),
+is made, so each record costs about the same whatever the number already accepted (~30-55 µs),
 and a million records keep ~75 MB of band keys, 8 bytes per band (docs/benchmarks.md, "Dedup").
 """
 

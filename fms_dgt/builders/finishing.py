@@ -121,8 +121,18 @@ class Finisher:
             new_ids = {
                 r.get("id") for r in itertools.islice(self.ledger.data.load_data(), previous_upto, None)
             }
+        # a pass interrupted after writing its rejections but before saving the state is
+        # redone from the same previous_upto: rejections already on disk are not repeated
+        on_disk = {
+            (r.get("record", {}).get("id"), r.get("block"))
+            for r in self.ledger.rejected.load_data()
+            if r.get("stage") == "postprocessing"
+        }
         for record, reason in pp.rejected:
-            if new_ids is None or record.get("id") in new_ids:
+            if (new_ids is None or record.get("id") in new_ids) and (
+                record.get("id"),
+                pp.name,
+            ) not in on_disk:
                 self.ledger.reject(record, pp.name, reason, stage="postprocessing")
         pp.rejected.clear()
 

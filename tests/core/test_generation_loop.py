@@ -185,3 +185,26 @@ def test_parquet_output_feeds_another_task_as_seeds(tmp_path):
     task = rt.prepare()[0].task
     loaded = [s for s in task.seed_examples if s.question.startswith("Why does scripted event")]
     assert len(loaded) == 10 and all(s.is_seed for s in loaded)
+
+
+def test_a_redone_postprocessing_pass_does_not_repeat_its_rejections(tmp_path):
+    """Crash after a pass wrote its rejections but before it saved the state: the redone
+    pass (same starting point) records nothing twice."""
+    import json
+
+    path = write_task(
+        tmp_path / "t", runner_config={"num_outputs_to_generate": 10, "max_concurrent_calls": 2}
+    )
+    over = {"builders": {"echo": {"postprocessors": [{"name": "half", "type": "test_drop_half"}]}}}
+    run(tmp_path, path, **over)
+    state_file = tmp_path / "out/t1/state.json"
+    before = read_jsonl(tmp_path / "out/t1/rejected.jsonl")
+    state = json.loads(state_file.read_text())
+    # as the state stood before the last pass: that pass is redone on resume
+    state.update(status="generating", postprocessed_upto=0, formatted=False)
+    state_file.write_text(json.dumps(state))
+    _, outcomes = run(tmp_path, path, **over)
+    assert outcomes[0].status == "complete"
+    after = read_jsonl(tmp_path / "out/t1/rejected.jsonl")
+    keys = [(r["record"]["id"], r["block"]) for r in after]
+    assert len(keys) == len(set(keys)) and len(after) >= len(before)

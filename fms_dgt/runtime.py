@@ -160,6 +160,8 @@ class Runtime:
             kind = GenerationRun if isinstance(task, GenerationTask) else TransformationRun
             runner = kind(task, pt.builder, ledger, state, finisher, self.progress, executor)  # type: ignore[arg-type]
             self._write_results(pt, ledger, state, "running", started)
+            if isinstance(runner, GenerationRun):
+                runner.on_checkpoint = lambda: self._write_results(pt, ledger, state, "running", started)
             status, message = "failed", ""
             try:
                 status = await runner.run()
@@ -245,7 +247,11 @@ class Runtime:
         results = {
             "task_name": task.task_name,
             "status": status,
-            "started_at": previous.get("started_at") if status != "running" else _now(),
+            # a checkpoint of this same run keeps the time it started
+            "started_at": previous.get("started_at")
+            if status != "running"
+            or (previous.get("status") == "running" and previous.get("pid") == os.getpid())
+            else _now(),
             "ended_at": None if status == "running" else _now(),
             "pid": os.getpid(),
             "elapsed_seconds": round(time.time() - started, 3),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -103,6 +104,9 @@ class GenerationRun:
         self.executor = executor
         self.rc = task.runner_config
         self._last_checkpoint = time.monotonic()
+        # called after each state checkpoint (the runtime refreshes task_results with it, so
+        # a run killed without warning still leaves its requests and tokens counted)
+        self.on_checkpoint: Callable[[], None] | None = None
 
     def restore(self) -> int:
         """Rebuild in-memory state from disk; returns the number of raw records found."""
@@ -245,3 +249,5 @@ class GenerationRun:
             self.state.rng_state = self.task.rng.getstate()
             self.state.save(self.task.task_dir)
             self._last_checkpoint = now
+            if self.on_checkpoint is not None:
+                self.on_checkpoint()

@@ -61,3 +61,48 @@ def test_sigkill_then_resume_exactly_once(tmp_path):
     raw = read_jsonl(data)  # also proves there is no torn line left
     idx = [r["lineage"]["request_idx"] for r in raw]
     assert len(idx) == len(set(idx))  # no call was replayed into data twice
+
+
+def test_a_killed_runs_requests_stay_counted(tmp_path):
+    """task_results is refreshed at every checkpoint, so requests and tokens a run spent are
+    in the totals even when it is SIGKILLed (and the resumed run adds to them)."""
+    import json
+
+    write_task(tmp_path / "t", runner_config={"num_outputs_to_generate": 120, "max_concurrent_calls": 4})
+    over = tmp_path / "ov.yaml"
+    over.write_text(
+        yaml.safe_dump(
+            {"engines": {"class_path": "tests.support.scripted_engine:ScriptedEngine", "latency": 0.1}}
+        )
+    )
+    cmd = [
+        *(sys.executable, "-m", "fms_dgt.run", "--no-progress", "--task-paths", str(tmp_path / "t")),
+        *(
+            "--builder-paths",
+            str(FIXTURE_BUILDERS),
+            "--config-path",
+            str(over),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ),
+    ]
+    results = tmp_path / "out/t1/task_results.json"
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait for a checkpoint that counted some requests
+        time.sleep(0.2)
+        try:
+            seen = json.loads(results.read_text()).get("requests", 0)
+        except (FileNotFoundError, json.JSONDecodeError):
+            seen = 0
+        if seen >= 10 or proc.poll() is not None:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = json.loads(results.read_text())
+    assert killed["status"] == "running" and killed["requests"] >= 10
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    final = json.loads(results.read_text())
+    # the resumed run adds its own to what the killed one had counted at its last checkpoint
+    assert final["status"] == "complete" and final["requests"] > killed["requests"]

@@ -117,11 +117,9 @@ def build_task(
     task_cls = builder_cls.TASK_TYPE
     kwargs: dict[str, Any] = {}
     # reserved sections take ${VAR} too (expanded first, so "${N:-50}" validates as 50)
-    for section in ("runner_config", "datastore", "seed_datastore"):
+    for section in ("runner_config", "datastore", "seed_datastore", "data"):
         if isinstance(data.get(section), dict):
             data = {**data, section: expand_env(data[section], doc=doc, key=(section,))}
-    if isinstance(data.get("data"), dict):
-        data = {**data, "data": expand_env(data["data"], doc=doc, key=("data",))}
     runner = validate_section(RunnerConfig, data.get("runner_config"), doc, "runner_config")
     kwargs["runner_config"] = runner.model_copy(
         update={k: v for k, v in overrides.runner.items() if v is not None}

@@ -247,11 +247,7 @@ class Runtime:
         results = {
             "task_name": task.task_name,
             "status": status,
-            # a checkpoint of this same run keeps the time it started
-            "started_at": previous.get("started_at")
-            if status != "running"
-            or (previous.get("status") == "running" and previous.get("pid") == os.getpid())
-            else _now(),
+            "started_at": _now(started),  # this run's start (every write of the run says the same)
             "ended_at": None if status == "running" else _now(),
             "pid": os.getpid(),
             "elapsed_seconds": round(time.time() - started, 3),
@@ -283,13 +279,10 @@ def check_output_dir(output_dir: Path) -> None:
 
     where = "--output-dir (or $DGT_OUTPUT_DIR)"
     path = output_dir.absolute()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"output dir '{output_dir}' is a file", field=where, hint="name a folder")
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise ConfigError(
-            f"output dir '{output_dir}': '{existing}' is a file", field=where, hint="name a folder"
-        )
+        what = "is a file" if existing == path else f"is inside a file ('{existing}' is a file)"
+        raise ConfigError(f"output dir '{output_dir}' {what}", field=where, hint="name a folder")
     if existing is None or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(
             f"output dir '{output_dir}' is not writable ({existing} cannot be written to)",
@@ -329,5 +322,8 @@ def _secret_key(key: Any) -> bool:
     return k in ("api_key", "token", "password", "secret") or k.endswith("_api_key")
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _now(timestamp: float | None = None) -> str:
+    when = (
+        datetime.now(timezone.utc) if timestamp is None else datetime.fromtimestamp(timestamp, timezone.utc)
+    )
+    return when.isoformat(timespec="seconds")

@@ -134,6 +134,7 @@ class GenerationTask(Task):
         self.seed_examples: list[DataPoint] = []
         self._synthetic: list[DataPoint] = []
         self._synthetic_seen = 0
+        self._warned_seed_keys: set[str] = set()
 
     def load_seed_examples(self) -> list[DataPoint]:
         """Read and type-check all seeds; any bad record is a located ConfigError."""
@@ -196,11 +197,10 @@ class GenerationTask(Task):
         misspelled optional field would otherwise vanish without a word). Files may carry
         extra columns on purpose, so this is a warning, not an error."""
         known = self.INPUT_DATA_TYPE.field_names()
-        warned = self.__dict__.setdefault("_warned_seed_keys", set())
         for key in raw:
-            if key in known or key in warned:
+            if key in known or key in self._warned_seed_keys:
                 continue
-            warned.add(key)
+            self._warned_seed_keys.add(key)
             if source is not None:
                 where = f"{source[0]}:{source[1]}" if source[1] else str(source[0])
             elif self.yaml_doc is not None:

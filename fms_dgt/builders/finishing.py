@@ -129,10 +129,8 @@ class Finisher:
             if r.get("stage") == "postprocessing"
         }
         for record, reason in pp.rejected:
-            if (new_ids is None or record.get("id") in new_ids) and (
-                record.get("id"),
-                pp.name,
-            ) not in on_disk:
+            rid = record.get("id")
+            if (new_ids is None or rid in new_ids) and (rid, pp.name) not in on_disk:
                 self.ledger.reject(record, pp.name, reason, stage="postprocessing")
         pp.rejected.clear()
 

@@ -12,28 +12,21 @@ from tests.reliability.crash import count_lines
 from .helpers import FIXTURE_BUILDERS, REPO, read_jsonl, write_task
 
 
-def test_sigkill_then_resume_exactly_once(tmp_path):
-    write_task(tmp_path / "t", runner_config={"num_outputs_to_generate": 300, "max_concurrent_calls": 4})
+def _scripted_run(tmp_path, target: int, latency: float) -> list[str]:
+    """A task of ``target`` records on the scripted engine; the CLI command that runs it."""
+    write_task(tmp_path / "t", runner_config={"num_outputs_to_generate": target, "max_concurrent_calls": 4})
     over = tmp_path / "ov.yaml"
-    over.write_text(
-        yaml.safe_dump(
-            {"engines": {"class_path": "tests.support.scripted_engine:ScriptedEngine", "latency": 0.03}}
-        )
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "fms_dgt.run",
-        "--no-progress",
-        "--task-paths",
-        str(tmp_path / "t"),
-        "--builder-paths",
-        str(FIXTURE_BUILDERS),
-        "--config-path",
-        str(over),
-        "--output-dir",
-        str(tmp_path / "out"),
+    engine = {"class_path": "tests.support.scripted_engine:ScriptedEngine", "latency": latency}
+    over.write_text(yaml.safe_dump({"engines": engine}))
+    return [
+        *(sys.executable, "-m", "fms_dgt.run", "--no-progress", "--task-paths", str(tmp_path / "t")),
+        *("--builder-paths", str(FIXTURE_BUILDERS), "--config-path", str(over)),
+        *("--output-dir", str(tmp_path / "out")),
     ]
+
+
+def test_sigkill_then_resume_exactly_once(tmp_path):
+    cmd = _scripted_run(tmp_path, 300, 0.03)
     data = tmp_path / "out/t1/data.jsonl"
     kills = 0
     # kill on progress, not on a clock: each run is killed once it has added some records of
@@ -68,24 +61,7 @@ def test_a_killed_runs_requests_stay_counted(tmp_path):
     in the totals even when it is SIGKILLed (and the resumed run adds to them)."""
     import json
 
-    write_task(tmp_path / "t", runner_config={"num_outputs_to_generate": 120, "max_concurrent_calls": 4})
-    over = tmp_path / "ov.yaml"
-    over.write_text(
-        yaml.safe_dump(
-            {"engines": {"class_path": "tests.support.scripted_engine:ScriptedEngine", "latency": 0.1}}
-        )
-    )
-    cmd = [
-        *(sys.executable, "-m", "fms_dgt.run", "--no-progress", "--task-paths", str(tmp_path / "t")),
-        *(
-            "--builder-paths",
-            str(FIXTURE_BUILDERS),
-            "--config-path",
-            str(over),
-            "--output-dir",
-            str(tmp_path / "out"),
-        ),
-    ]
+    cmd = _scripted_run(tmp_path, 120, 0.1)
     results = tmp_path / "out/t1/task_results.json"
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

@@ -9,12 +9,12 @@ three tiers:
 * ``runs``: sorted arrays in a binary counter (run *i* holds ``fresh_limit * 2**i`` keys);
   a full fresh dict becomes a run, and two runs of one size merge (by copying) into one of
   the next size, so each key is copied O(log n) times;
-* ``main``: one sorted array with spare capacity. When the runs together hold 1/8 of it,
+* ``main``: one sorted array with spare capacity. When the runs together hold 1/16 of it,
   they are merged into it *in place*: it grows with ``ndarray.resize`` (realloc) and its
   keys shift right block by block from the end, so a merge never holds a second copy of
-  the index. Main grows by 1/8 per merge, so each key is moved O(1) times on average.
+  the index. Main grows by 1/16 per merge, so each key is moved O(1) times on average.
 
-Memory is ~8 bytes per key plus at most ~1/4 more at a merge (where a merge-by-copy index
+Memory is ~8 bytes per key plus at most ~1/8 more at a merge (where a merge-by-copy index
 peaks at twice its size); adding n keys costs O(n log n); a lookup is one dict probe and one
 vectorised binary search per occupied run plus main.
 """
@@ -151,9 +151,11 @@ class HashIndex:
     def contains_any(self, keys: Sequence[int]) -> bool:
         if not self._fresh.keys().isdisjoint(keys):
             return True
-        q = None
-        for arr, _ in self._sorted_parts():
-            q = np.array(keys, dtype=np.int64) if q is None else q
+        parts = self._sorted_parts()
+        if not parts:
+            return False
+        q = np.array(keys, dtype=np.int64)
+        for arr, _ in parts:
             i = np.minimum(np.searchsorted(arr, q), len(arr) - 1)
             if (arr[i] == q).any():
                 return True
@@ -167,9 +169,9 @@ class HashIndex:
             ids = fresh.get(k)
             if ids:
                 found.update(ids)
-        q = None
-        for arr, arr_ids in self._sorted_parts():
-            q = np.array(keys, dtype=np.int64) if q is None else q
+        parts = self._sorted_parts()
+        q = np.array(keys, dtype=np.int64) if parts else None
+        for arr, arr_ids in parts:
             lo = np.searchsorted(arr, q)
             hit = np.flatnonzero(lo < len(arr))
             hit = hit[arr[lo[hit]] == q[hit]]

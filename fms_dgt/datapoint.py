@@ -8,11 +8,10 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-D = TypeVar("D", bound="DataPoint")
-
-_BASE_FIELDS = ("task_name", "is_seed", "id", "lineage")
+# the fields every record has; the rest are the user's (what is shown, compared and deduplicated)
+BASE_FIELDS = ("task_name", "is_seed", "id", "lineage")
 
 
 @dataclass(kw_only=True)
@@ -34,7 +33,7 @@ class DataPoint:
             self.id = content_id(self.task_name, self.user_fields())
 
     def user_fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _BASE_FIELDS}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in BASE_FIELDS}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -51,16 +50,15 @@ class DataPoint:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.init
         ]
 
-    @classmethod
-    def from_dict(cls: type[D], data: dict[str, Any]) -> D:
-        """Build from a dict, ignoring keys the class does not declare."""
-        names = set(cls.field_names())
-        return cls(**{k: v for k, v in data.items() if k in names})
-
 
 def content_id(task_name: str, fields: dict[str, Any]) -> str:
     blob = json.dumps([task_name, fields], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def user_items(record: Any) -> dict[str, Any]:
+    """The user's fields of a record (a DataPoint or a dict), without the base fields."""
+    return {k: v for k, v in as_dict(record).items() if k not in BASE_FIELDS}
 
 
 def get_field(record: Any, name: str) -> Any:

@@ -4,6 +4,7 @@ Everything the framework raises on purpose derives from ``DGTError``::
 
     DGTError
      ├── ConfigError              bad user input (YAML, CLI flag, seed file): exit status 2
+     │    ├── ConfigErrors        several of them, found in one pass, reported together
      │    ├── RegistryError       unknown or duplicate registered name
      │    └── MissingDependencyError   an optional package is not installed
      ├── EngineError              one LLM request attempt failed
@@ -21,6 +22,8 @@ task.yaml is wrong.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -81,6 +84,69 @@ class ConfigError(DGTError):
             hint=self.hint,
         )
         return err
+
+
+class ConfigErrors(ConfigError):
+    """Every problem found while checking a file (or every selected task), so a user fixes
+    them in one round instead of one per run. Renders as one line per problem; the location
+    attributes are those of the first problem."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        flat: list[ConfigError] = []
+        for err in errors:
+            flat.extend(err.errors if isinstance(err, ConfigErrors) else [err])
+        if not flat:
+            raise ValueError("ConfigErrors needs at least one error")
+        flat.sort(key=lambda e: (e.file or "", e.line or 0))  # stable: a file's problems in line order
+        self.errors = flat
+        first = flat[0]
+        ConfigError.__init__(
+            self, first.message, file=first.file, line=first.line, field=first.field, hint=first.hint
+        )
+
+    def render(self) -> str:
+        if len(self.errors) == 1:
+            return self.errors[0].render()
+        lines = [f"{len(self.errors)} problems:"]
+        lines += [f"  {err.render()}" for err in self.errors]
+        return "\n".join(lines)
+
+    def located(
+        self, *, file: str | Path | None = None, line: int | None = None, field: str | None = None
+    ) -> ConfigError:
+        return ConfigErrors([e.located(file=file, line=line, field=field) for e in self.errors])
+
+
+class Problems:
+    """Collects ConfigErrors from independent checks so all of them are reported at once::
+
+    problems = Problems()
+    with problems.check():
+        check_runner_config(...)
+    with problems.check():
+        check_seeds(...)
+    problems.raise_if_any()
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    @contextlib.contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except ConfigError as err:
+            self.add(err)
+
+    def add(self, err: ConfigError) -> None:
+        self.errors.extend(err.errors if isinstance(err, ConfigErrors) else [err])
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise self.errors[0] if len(self.errors) == 1 else ConfigErrors(self.errors)
 
 
 class RegistryError(ConfigError):

@@ -1,58 +1,33 @@
-"""From index entries to live objects: a typed Task and its builder with blocks, filters,
-postprocessors and formatter. Everything here runs before any model is called, so every
-config error surfaces at load time (``--validate`` stops after this)."""
+"""From checked configs to live objects: a Task and its builder with blocks, filters,
+postprocessors and formatter.
+
+The configs come checked from ``fms_dgt.config`` (shapes, names and types); what is left
+here needs the objects themselves: an engine block named by a judge must exist, a filter or
+formatter must read fields the task's records have. Everything here runs before any model
+is called, so every config error surfaces at load time (``--validate`` stops after this),
+and every problem of a task is reported at once.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fms_dgt.blocks.base import FilterBlock, FilterPostprocessor, Postprocessor
 from fms_dgt.builders.base import DataBuilder
-from fms_dgt.config.components import build_component, check_kwargs, resolve_class
-from fms_dgt.config.schema import (
-    RESERVED_TASK_FIELDS,
-    DatastoreConfig,
-    RunnerConfig,
-    SeedDatastoreConfig,
-    validate_section,
-)
-from fms_dgt.config.yaml_loader import YamlDoc, expand_env
+from fms_dgt.config.builder_file import BuilderConfig, check_block_spec
+from fms_dgt.config.components import build_component, resolve_class
+from fms_dgt.config.overrides import Overrides
+from fms_dgt.config.task_file import TaskConfig
+from fms_dgt.config.yaml_loader import YamlDoc
 from fms_dgt.engines.base import Engine
 from fms_dgt.engines.view import EngineView
-from fms_dgt.errors import ConfigError
+from fms_dgt.errors import ConfigError, Problems
 from fms_dgt.formatters.base import Formatter
-from fms_dgt.index import BuilderEntry, TaskEntry, merge
 from fms_dgt.registry import blocks as block_registry
-from fms_dgt.registry import datastores, did_you_mean, engines, formatters
+from fms_dgt.registry import did_you_mean, engines, formatters
 from fms_dgt.task import GenerationTask, Task, TransformationTask
-
-BUILDER_KEYS = ("name", "description", "blocks", "postprocessors", "metadata")
-RUNTIME_TASK_KWARGS = {"output_dir", "yaml_doc"}
-log = logging.getLogger("fms_dgt.run")
-
-
-@dataclass
-class Overrides:
-    """What the CLI and ``--config-path`` change on top of the YAML files."""
-
-    runner: dict[str, Any] = field(default_factory=dict)  # CLI flags: win over every file
-    file_runner: dict[str, Any] = field(default_factory=dict)  # the file's global runner_config
-    engine: dict[str, Any] | None = None
-    builders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # the override file, so an error in what it sets points at its line (None: CLI flags)
-    doc: YamlDoc | None = None
-    engine_from_file: bool = False
-    engine_flags: dict[str, str] = field(default_factory=dict)  # engine key -> CLI flag that set it
-
-    def error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """A ConfigError located in the override file (or at the CLI flag if there is none)."""
-        if self.doc is not None:
-            return self.doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)) or None, hint=hint)
 
 
 class EnginePool:
@@ -84,8 +59,118 @@ class PreparedTask:
     filters: list[FilterBlock]
     postprocessors: list[Postprocessor]
     formatter: Formatter | None
-    raw_config: dict[str, Any]
-    builder_config: dict[str, Any]
+    task_config: TaskConfig
+    builder_config: BuilderConfig
+
+
+def build_task(config: TaskConfig, output_dir: str) -> Task:
+    """The Task, with its seeds or input rows read and checked (no model is called)."""
+    doc = config.doc
+    try:
+        task: Task = config.task_cls(**config.kwargs, output_dir=output_dir, yaml_doc=doc)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise doc.error(f"cannot build {config.task_cls.__name__}: {exc}") from None
+    try:  # opens no file; a datastore's own checks of its options run now, not mid-run
+        task.stores.data  # noqa: B018
+    except (TypeError, ValueError) as exc:
+        raise doc.error(f"bad datastore configuration: {exc}", "datastore") from None
+    if isinstance(task, GenerationTask):
+        task.load_seed_examples()
+    elif isinstance(task, TransformationTask):
+        for _ in task.iter_input():  # check every input row before any model call
+            pass
+    return task
+
+
+def build_builder(
+    task: Task,
+    task_config: TaskConfig,
+    config: BuilderConfig,
+    builder_cls: type[DataBuilder],
+    overrides: Overrides,
+    pool: EnginePool,
+) -> PreparedTask:
+    """The builder with its blocks, the task's filters, postprocessors and formatter."""
+    doc = config.doc
+    problems = Problems()
+    built: dict[str, Any] = {}
+    filters: list[FilterBlock] = []
+    for i, spec in enumerate(config.file.blocks):
+        key = ("blocks", i)
+        with problems.check():
+            name = spec["name"]
+            if _is_engine_spec(spec, doc, key):
+                built[name] = (
+                    _override_engine(name, spec, overrides, pool, doc, key) if overrides.engine else None
+                )
+                built[name] = built[name] or pool.get(spec, doc, key)
+            else:
+                built[name] = _build_block(spec, doc, key, pool, built)
+                if isinstance(built[name], FilterBlock):
+                    _check_fields(built[name], task, doc, key)
+                    filters.append(built[name])
+    task_doc = task.yaml_doc or doc
+    seen: set[str] = set()
+    for i, spec in enumerate(task.filter_configs):
+        with problems.check():
+            check_block_spec(spec, task_doc, ("filters", i), seen)
+            block = _build_block(spec, task_doc, ("filters", i), pool, built)
+            if not isinstance(block, FilterBlock):
+                raise task_doc.error(f"'{block.name}' is not a filter block", "filters", i)
+            _check_fields(block, task, task_doc, ("filters", i))
+            filters.append(block)
+    postprocessors: list[Postprocessor] = []
+    for i, spec in enumerate(config.file.postprocessors):
+        with problems.check():
+            postprocessors.append(_postprocessor(spec, task, doc, ("postprocessors", i), pool, built))
+    formatter = None
+    with problems.check():
+        formatter = _formatter(task, task_doc)
+    problems.raise_if_any()
+    builder = builder_cls(task, built, config.file.metadata)
+    return PreparedTask(task, builder, filters, postprocessors, formatter, task_config, config)
+
+
+def _postprocessor(
+    spec: dict[str, Any],
+    task: Task,
+    doc: YamlDoc,
+    key: tuple[Any, ...],
+    pool: EnginePool,
+    built: dict[str, Any],
+) -> Postprocessor:
+    block = _build_block(spec, doc, key, pool, built)
+    if isinstance(block, FilterBlock):
+        _check_fields(block, task, doc, key)
+        return FilterPostprocessor(block)
+    if not isinstance(block, Postprocessor):
+        raise doc.error(
+            f"'{spec.get('type', spec.get('class_path'))}' cannot be a postprocessor",
+            *key,
+            hint="use a filter or Postprocessor block",
+        )
+    return block
+
+
+def _formatter(task: Task, doc: YamlDoc) -> Formatter | None:
+    if task.formatter_config:
+        formatter: Formatter = build_component(formatters, task.formatter_config, doc=doc, key=("formatter",))
+        for part, names in formatter.fields_read().items():
+            for name in sorted(names):
+                _unknown_field(
+                    name, f"the formatter's {part} reads", task, doc, ("formatter", *part.split("."))
+                )
+        return formatter
+    if task.runner_config.save_formatted_output:
+        raise doc.error(
+            "save_formatted_output is set but the task has no formatter",
+            "runner_config",
+            "save_formatted_output",
+            hint="add formatter: {type: chat} or {type: jinja, fields: ...}",
+        )
+    return None
 
 
 def _is_engine_spec(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...]) -> bool:
@@ -95,173 +180,6 @@ def _is_engine_spec(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...]) ->
         cls, _ = resolve_class(block_registry, spec, doc=doc, key=key)
         return isinstance(cls, type) and issubclass(cls, Engine)
     return False
-
-
-def build_task(
-    entry: TaskEntry, builder_cls: type[DataBuilder], overrides: Overrides, output_dir: str
-) -> Task:
-    doc = entry.doc
-    for name in ("*", entry.name):
-        if "task_name" in overrides.tasks.get(name, {}):
-            raise overrides.error(
-                "an override cannot change task_name",
-                "tasks",
-                name,
-                "task_name",
-                hint="the task name identifies its output folder; edit the task.yaml instead",
-            )
-    # most specific wins: the file's global runner_config, then its tasks."*", then tasks.<name>
-    data = merge(doc.data, {"runner_config": overrides.file_runner}) if overrides.file_runner else doc.data
-    data = merge(data, overrides.tasks.get("*", {}))
-    data = merge(data, overrides.tasks.get(entry.name, {}))
-    task_cls = builder_cls.TASK_TYPE
-    kwargs: dict[str, Any] = {}
-    # reserved sections take ${VAR} too (expanded first, so "${N:-50}" validates as 50)
-    for section in ("runner_config", "datastore", "seed_datastore", "data"):
-        if isinstance(data.get(section), dict):
-            data = {**data, section: expand_env(data[section], doc=doc, key=(section,))}
-    runner = validate_section(RunnerConfig, data.get("runner_config"), doc, "runner_config")
-    kwargs["runner_config"] = runner.model_copy(
-        update={k: v for k, v in overrides.runner.items() if v is not None}
-    )
-    datastore = validate_section(DatastoreConfig, data.get("datastore"), doc, "datastore")
-    if datastore.type not in datastores:
-        raise doc.error(
-            f"unknown datastore type '{datastore.type}'",
-            "datastore",
-            "type",
-            hint=did_you_mean(datastore.type, datastores.names()) or f"known: {', '.join(datastores)}",
-        )
-    kwargs["datastore"] = datastore
-    for key, value in data.items():
-        if key in ("runner_config", "datastore"):
-            continue
-        if key == "seed_datastore" or key == "data" and isinstance(value, dict):
-            value = validate_section(SeedDatastoreConfig, value, doc, key)
-        elif key == "data" and not isinstance(value, list):
-            raise doc.error("'data' must be a list of records or a datastore mapping", key)
-        elif key == "formatter" and value is not None and not isinstance(value, dict):
-            raise doc.error("'formatter' must be a mapping with 'type' or 'class_path'", key)
-        elif key == "filters" and not isinstance(value, list):
-            raise doc.error("'filters' must be a list of block mappings", key)
-        elif key not in RESERVED_TASK_FIELDS:
-            value = expand_env(value, doc=doc, key=(key,))
-        kwargs[key] = value
-    _check_task_keys(task_cls, kwargs, doc)
-    try:
-        task = task_cls(**kwargs, output_dir=output_dir, yaml_doc=doc)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise doc.error(f"cannot build {task_cls.__name__}: {exc}") from None
-    try:  # builds no file; checks a plugin datastore's own options now, not mid-run
-        task.datastore("data")
-    except (TypeError, ValueError) as exc:
-        raise _datastore_error(exc, doc, datastore) from None
-    if isinstance(task, GenerationTask):
-        task.load_seed_examples()
-    elif isinstance(task, TransformationTask):
-        for _ in task.iter_input():  # validate every input row before any model call
-            pass
-    return task
-
-
-def _datastore_error(exc: Exception, doc: YamlDoc, config: DatastoreConfig) -> ConfigError:
-    """Turn a datastore constructor's complaint into a located error; an unexpected keyword
-    (the base class names them) points at that key with a did-you-mean."""
-    text = str(exc)
-    marker = "unexpected datastore arguments:"
-    if marker in text:
-        bad = text.split(marker, 1)[1].split(",")[0].strip()
-        known = [k for k in type(config).model_fields if k != bad]
-        return doc.error(
-            f"datastore '{config.type}' does not accept '{bad}'",
-            "datastore",
-            bad,
-            hint=did_you_mean(bad, known) or f"accepted: {', '.join(known)}",
-        )
-    return doc.error(f"bad datastore configuration: {text}", "datastore")
-
-
-def _check_task_keys(task_cls: type[Task], kwargs: dict[str, Any], doc: YamlDoc) -> None:
-    try:
-        check_kwargs(task_cls, kwargs, doc=doc, key=(), what="task", reserved=RUNTIME_TASK_KWARGS)
-    except ConfigError as err:
-        if err.field == "data" and issubclass(task_cls, GenerationTask):
-            err = err.located()
-            err.hint = "a generation task takes seed_examples / seed_datastore, not data"
-        raise ConfigError(
-            err.message.replace("task ", "this task's class ", 1),
-            file=err.file,
-            line=err.line,
-            field=err.field,
-            hint=err.hint,
-        ) from None
-
-
-def build_builder(
-    task: Task, entry: BuilderEntry, builder_cls: type[DataBuilder], overrides: Overrides, pool: EnginePool
-) -> PreparedTask:
-    doc = entry.doc
-    config = merge(doc.data, overrides.builders.get(entry.name, {}))
-    for key in config:
-        if key not in BUILDER_KEYS:
-            raise doc.error(
-                f"unknown builder key '{key}'",
-                key,
-                hint=did_you_mean(str(key), BUILDER_KEYS) or f"accepted: {', '.join(BUILDER_KEYS)}",
-            )
-    blocks: dict[str, Any] = {}
-    filters: list[FilterBlock] = []
-    for i, spec in enumerate(_spec_list(config.get("blocks"), doc, "blocks")):
-        key = ("blocks", i)
-        name = _block_name(spec, doc, key, blocks)
-        if _is_engine_spec(spec, doc, key):
-            if overrides.engine:
-                blocks[name] = _override_engine(name, spec, overrides, pool, doc, key)
-            else:
-                blocks[name] = pool.get(spec, doc, key)
-        else:
-            blocks[name] = _build_block(spec, doc, key, pool, blocks)
-            if isinstance(blocks[name], FilterBlock):
-                _check_fields(blocks[name], task, doc, key)
-                filters.append(blocks[name])
-    task_doc = task.yaml_doc or doc
-    for i, spec in enumerate(_spec_list(task.filter_configs, task_doc, "filters")):
-        block = _build_block(spec, task_doc, ("filters", i), pool, blocks)
-        if not isinstance(block, FilterBlock):
-            raise task_doc.error(f"'{block.name}' is not a filter block", "filters", i)
-        _check_fields(block, task, task_doc, ("filters", i))
-        filters.append(block)
-    postprocessors: list[Postprocessor] = []
-    for i, spec in enumerate(_spec_list(config.get("postprocessors"), doc, "postprocessors")):
-        block = _build_block(spec, doc, ("postprocessors", i), pool, blocks)
-        if isinstance(block, FilterBlock):
-            _check_fields(block, task, doc, ("postprocessors", i))
-            block = FilterPostprocessor(block)
-        elif not isinstance(block, Postprocessor):
-            raise doc.error(
-                f"'{spec.get('type', spec.get('class_path'))}' cannot be a postprocessor",
-                "postprocessors",
-                i,
-                hint="use a filter or Postprocessor block",
-            )
-        postprocessors.append(block)
-    formatter = None
-    if task.formatter_config:
-        formatter = build_component(formatters, task.formatter_config, doc=task_doc, key=("formatter",))
-        _check_formatter_fields(formatter, task, task_doc)
-    elif task.runner_config.save_formatted_output:
-        raise task_doc.error(
-            "save_formatted_output is set but the task has no formatter",
-            "runner_config",
-            "save_formatted_output",
-            hint="add formatter: {type: chat} or {type: jinja, fields: ...}",
-        )
-    metadata = config.get("metadata") or {}
-    builder = builder_cls(task, blocks, metadata)
-    task_config = task.yaml_doc.data if task.yaml_doc else {}  # the task.yaml as written
-    return PreparedTask(task, builder, filters, postprocessors, formatter, task_config, config)
 
 
 def _override_engine(
@@ -302,60 +220,24 @@ def _override_engine(
 
 
 def _check_fields(block: FilterBlock, task: Task, doc: YamlDoc, key: tuple[Any, ...]) -> None:
-    """A filter's ``fields`` should name fields of the task's records: a typo would make it
+    """A filter's ``fields`` must name fields of the task's records: a typo would make it
     read nothing (every record "too short", a stalled run) instead of failing here."""
     for i, name in enumerate(block.fields or ()):
         _unknown_field(str(name), f"'{block.name}' reads field", task, doc, (*key, "fields", i))
 
 
-def _check_formatter_fields(formatter: Formatter, task: Task, doc: YamlDoc) -> None:
-    for part, names in formatter.fields_read().items():
-        for name in sorted(names):
-            _unknown_field(name, f"the formatter's {part} reads", task, doc, ("formatter", *part.split(".")))
-
-
 def _unknown_field(name: str, what: str, task: Task, doc: YamlDoc, key: tuple[Any, ...]) -> None:
-    """A name close to a record field is a typo: an error now. Any other unknown name may be
-    legitimate (a builder returning a richer record, ``{% if x is defined %}``): a warning."""
+    """A field the task's records do not have is an error before any model call: the whole
+    generation would otherwise run and then fail (or filter everything) on it."""
     known = task.OUTPUT_DATA_TYPE.field_names()
     if name.split(".")[0] in known:
         return
     record = task.OUTPUT_DATA_TYPE.__name__
-    hint = did_you_mean(name, known)
-    if hint:
-        raise doc.error(f"{what} '{name}', which {record} records lack", *key, hint=hint)
-    line = doc.line_of(*key)
-    log.warning(
-        "%s:%s: %s '%s', which %s records lack (fields: %s); it reads nothing unless the builder adds it",
-        doc.path,
-        line,
-        what,
-        name,
-        record,
-        ", ".join(known),
+    raise doc.error(
+        f"{what} '{name}', which {record} records lack",
+        *key,
+        hint=did_you_mean(name, known) or f"{record} fields: {', '.join(known)}",
     )
-
-
-def _spec_list(value: Any, doc: YamlDoc, key: str) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise doc.error(f"'{key}' must be a list of mappings", key)
-    return value
-
-
-def _block_name(spec: dict[str, Any], doc: YamlDoc, key: tuple[Any, ...], seen: dict[str, Any]) -> str:
-    name = spec.get("name")
-    if not isinstance(name, str) or not name.isidentifier():
-        raise doc.error(
-            "every block needs a 'name' that is a Python identifier",
-            *key,
-            "name",
-            hint="the builder reaches it as self.<name>",
-        )
-    if name in seen:
-        raise doc.error(f"duplicate block name '{name}'", *key, "name")
-    return name
 
 
 def _build_block(

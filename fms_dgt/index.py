@@ -6,28 +6,30 @@ happens later, only for builders a selected task uses (``import_builder``)."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from fms_dgt.config.schema import MANDATORY_TASK_FIELDS
-from fms_dgt.config.yaml_loader import YamlDoc, load_yaml
-from fms_dgt.errors import ConfigError, RegistryError
+from fms_dgt.config.builder_file import read_builder_name
+from fms_dgt.config.task_file import read_task_identity
+from fms_dgt.config.yaml_loader import YamlDoc
+from fms_dgt.errors import ConfigError, Problems, RegistryError
 from fms_dgt.registry import data_builders
 
 TASK_FILE_NAMES = ("task.yaml", "task.yml")
-_TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 @dataclass
 class TaskEntry:
     name: str
     doc: YamlDoc
+
+    @property
+    def builder_name(self) -> str:
+        return str(self.doc.data["data_builder"])
 
 
 @dataclass
@@ -61,46 +63,36 @@ def find_task_files(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def index_tasks(paths: list[str | Path]) -> dict[str, TaskEntry]:
-    """Load and check the identity of every task file; duplicate names are an error."""
+def index_tasks(paths: list[str | Path], problems: Problems | None = None) -> dict[str, TaskEntry]:
+    """Every task file's identity, by task name. Names are unique, and no task's output folder
+    may lie inside another's (``a/b`` and ``a/b/c``): a ``--restart`` of the outer task
+    would delete the inner one's results. With ``problems``, a bad file is recorded there and
+    the others are still indexed; without, the first bad file raises."""
+    own = problems is None
+    problems = problems if problems is not None else Problems()
     tasks: dict[str, TaskEntry] = {}
     for path in find_task_files(paths):
-        doc = load_yaml(path)
-        if not isinstance(doc.data, dict):
-            got = "an empty file" if doc.data is None else type(doc.data).__name__
-            raise ConfigError(
-                f"a task file must be a mapping of keys, got {got}",
-                file=path,
-                line=1,
-                hint="start with 'task_name: ...'",
-            )
-        for key in MANDATORY_TASK_FIELDS:
-            if key not in doc.data:
-                others = [k for k in doc.data if isinstance(k, str)]
-                close = difflib.get_close_matches(key, others, n=1, cutoff=0.6)
-                # a misspelled key is the line to fix; otherwise the file as a whole
+        with problems.check():
+            doc, identity = read_task_identity(path)
+            name = identity.task_name
+            if name in tasks:
                 raise doc.error(
-                    f"missing mandatory key '{key}'",
-                    *close[:1],
-                    hint=f"rename '{close[0]}' to '{key}'" if close else f"add '{key}: ...'",
+                    f"duplicate task_name '{name}' (also in {tasks[name].doc.path})",
+                    "task_name",
+                    hint="task names must be unique across --task-paths",
                 )
-            value = doc.data[key]
-            if not isinstance(value, str) or not value.strip():
-                raise doc.error(f"'{key}' must be a non-empty string (got {value!r})", key)
-        name = doc.data["task_name"]
-        if not _TASK_NAME.match(name) or ".." in name:
-            raise doc.error(
-                f"task_name {name!r} is not a safe folder name",
-                "task_name",
-                hint="start with a letter or digit, then letters, digits, '_', '-' or '.' (it names the output folder)",
-            )
-        if name in tasks:
-            raise doc.error(
-                f"duplicate task_name '{name}' (also in {tasks[name].doc.path})",
-                "task_name",
-                hint="task names must be unique across --task-paths",
-            )
-        tasks[name] = TaskEntry(name, doc)
+            for other in tasks:
+                outer, inner = (other, name) if name.startswith(other + "/") else (name, other)
+                if inner.startswith(outer + "/"):
+                    raise doc.error(
+                        f"task '{inner}' would write inside the output folder of task '{outer}' "
+                        f"(also in {tasks[other].doc.path})",
+                        "task_name",
+                        hint="rename one so that neither name is a folder of the other",
+                    )
+            tasks[name] = TaskEntry(name, doc)
+    if own:
+        problems.raise_if_any()
     return tasks
 
 
@@ -112,12 +104,7 @@ def index_builders(paths: list[Path]) -> dict[str, BuilderEntry]:
             raise ConfigError(f"builder path '{root}' is not a folder", field="--builder-paths")
         for gen in sorted(root.rglob("generate.py")):
             for yml in sorted(gen.parent.glob("*.yaml")):
-                doc = load_yaml(yml)
-                if not isinstance(doc.data, dict):
-                    raise ConfigError("a builder YAML must be a mapping", file=yml, line=1)
-                name = doc.data.get("name", yml.stem)
-                if not isinstance(name, str):
-                    raise doc.error("'name' must be a string", "name")
+                doc, name = read_builder_name(yml)
                 if name in builders and builders[name].doc.path != yml:
                     raise doc.error(
                         f"duplicate data builder '{name}' (also in {builders[name].doc.path})", "name"
@@ -140,20 +127,16 @@ def import_builder(entry: BuilderEntry) -> type:
             pkg = types.ModuleType(pkg_name)
             pkg.__path__ = [str(entry.folder)]  # type: ignore[attr-defined]
             sys.modules[pkg_name] = pkg
-        generate = entry.folder / "generate.py"
-        try:
-            importlib.import_module(f"{pkg_name}.generate")
-        except ConfigError:
-            raise
-        except Exception as exc:
-            line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
-            where = _traceback_location(exc, generate)
-            raise ConfigError(
-                f"importing {generate.name} failed: {type(exc).__name__}: {exc}",
-                file=where[0] if where else generate,
-                line=line or (where[1] if where else None),
-                hint="fix the builder's Python code (the line shown is where the error was raised)",
-            ) from None
+        # generate.py first, then every other module of the folder, so blocks (and tasks)
+        # defined beside the builder register whether or not generate.py imports them
+        modules = [entry.folder / "generate.py"]
+        modules += sorted(
+            p
+            for p in entry.folder.glob("*.py")
+            if p.name != "generate.py" and not p.name.startswith(("_", "test_"))
+        )
+        for module in modules:
+            _import_module(f"{pkg_name}.{module.stem}", module)
     try:
         return data_builders.get(entry.name)
     except RegistryError:
@@ -161,6 +144,22 @@ def import_builder(entry: BuilderEntry) -> type:
             f"{entry.folder / 'generate.py'} does not register a data builder named '{entry.name}'",
             "name",
             hint=f'decorate the class with @register_data_builder("{entry.name}")',
+        ) from None
+
+
+def _import_module(name: str, path: Path) -> None:
+    try:
+        importlib.import_module(name)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
+        where = _traceback_location(exc, path)
+        raise ConfigError(
+            f"importing {path.name} failed: {type(exc).__name__}: {exc}",
+            file=where[0] if where else path,
+            line=line or (where[1] if where else None),
+            hint="fix the builder's Python code (the line shown is where the error was raised)",
         ) from None
 
 
@@ -191,12 +190,4 @@ def default_builder_paths() -> list[Path]:
     cwd = Path.cwd() / "data_builders"
     if cwd.is_dir() and cwd.resolve() != here:
         out.append(cwd)
-    return out
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``override`` into a copy of ``base`` (mappings merge, other values replace)."""
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out

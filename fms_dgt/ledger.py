@@ -1,82 +1,100 @@
-"""The per-task ledger: the single place a record becomes accepted, rejected or failed.
+"""The per-task ledger: the one owner of a task's counts, and the writer of what happens to
+its records (accepted into ``data``, rejected with block and reason, failed with the error).
 
-It applies the filters to each record as it arrives, appends accepted records to ``data``
-(flushed before they count), writes rejections with the block and reason, records LLM
-requests that failed after retries, and keeps the counters that go into task_results.
-It is also the ResultSink engines report to, so tokens are counted per task and engine.
+Counts: records accepted into ``data`` (``accepted``), the records that count towards the
+target (``kept``: after the last postprocessing pass, plus those accepted since), rejected
+and failed records, builder calls, and requests and tokens per engine. A resumed task
+starts from its previous run's totals (``carry_over``), so task_results describe the whole
+job. The runs, the summary, ``task_results.json``, the progress display and the report
+read the counts from here.
+
+The ledger is also the ``ResultSink`` engines report to, so tokens are counted per task and
+engine and failed requests are recorded. Deciding *whether* a record is accepted is the
+filter chain's job (``fms_dgt.blocks.chain``), not the ledger's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import traceback
 from collections import Counter, defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fms_dgt.blocks.base import FilterBlock
-from fms_dgt.config.yaml_loader import redact, redact_all
+from fms_dgt.config.env import redact, redact_all
 from fms_dgt.datapoint import DataPoint, as_dict
-from fms_dgt.engines.base import Engine, use_sink
 from fms_dgt.engines.types import EngineStats, LMRequest, LMResult
-from fms_dgt.errors import RetryableEngineError
-from fms_dgt.task import Task
+from fms_dgt.errors import FatalEngineError, RetryableEngineError
 
+if TYPE_CHECKING:
+    from fms_dgt.datastores.roles import TaskStores
+    from fms_dgt.engines.base import Engine
+    from fms_dgt.state import TaskState
+
+log = logging.getLogger("fms_dgt.run")
 SYNC_EVERY_SECONDS = 2.0
 
 
-class TaskLedger:
+def reason_kind(reason: str) -> str:
+    """What a rejection reason or an error says before its first colon, which groups
+    ``too short: 12 < 20 chars`` with every other ``too short``."""
+    return str(reason).split(":", 1)[0].strip()[:80]
+
+
+class Ledger:
     """Counts and stores everything that happens to one task's records."""
 
-    def __init__(self, task: Task, filters: list[FilterBlock]) -> None:
-        self.task = task
-        self.filters = filters
-        # filters that override acheck may await (LLM judges); run them before the sync ones so
-        # the dedup check and its accept happen with no await in between
-        self.async_filters = [f for f in filters if type(f).acheck is not FilterBlock.acheck]
-        self.sync_filters = [f for f in filters if f not in self.async_filters]
-        self.data = task.datastore("data")
-        self.rejected = task.datastore("rejected", output_data_format="jsonl")
-        self.failed = task.datastore("failed", output_data_format="jsonl")
-        self.accepted = 0
+    def __init__(self, task_name: str, stores: TaskStores, state: TaskState) -> None:
+        self.task_name = task_name
+        self.stores = stores
+        self.state = state  # holds what the last postprocessing pass covered and kept
+        self.data = stores.data
+        self.rejected = stores.rejected
+        self.failed = stores.failed
+        self.accepted = 0  # records in data
         self.rejected_count = 0
         self.failed_count = 0
         self.calls = 0
-        # requests that succeeded / failed after all retries on transient errors (5xx, 429,
-        # timeouts, dropped connections): the generation loop tells an outage from a stall
+        # requests that succeeded / failed after all retries, by kind of failure: the runs
+        # tell a server outage (transient) and a wrong endpoint (fatal) from a stall
         self.engine_ok = 0
         self.engine_transient_failures = 0
+        self.engine_fatal_failures = 0
         self.last_engine_error: str | None = None
         self.rejected_by_block: dict[str, Counter[str]] = defaultdict(Counter)
         self.engine_stats: dict[str, EngineStats] = defaultdict(EngineStats)
+        self._builder_error_logged = False
         self._last_sync = time.monotonic()
 
+    # ---- counts ---------------------------------------------------------------------
+    @property
+    def kept(self) -> int:
+        """Records that count towards the target: what the last postprocessing pass kept,
+        plus everything accepted after the records it covered."""
+        state = self.state
+        if not state.postprocessed_upto:
+            return self.accepted
+        return state.postprocessed_kept + (self.accepted - state.postprocessed_upto)
+
+    def requests(self) -> int:
+        return sum(s.requests for s in self.engine_stats.values())
+
+    def tokens(self) -> dict[str, int]:
+        return {
+            "prompt": sum(s.prompt_tokens for s in self.engine_stats.values()),
+            "completion": sum(s.completion_tokens for s in self.engine_stats.values()),
+        }
+
+    def completion_tokens(self) -> int:
+        return self.tokens()["completion"]
+
     # ---- records --------------------------------------------------------------------
-    async def offer(self, record: DataPoint | dict[str, Any], stage: str = "generation") -> bool:
-        """Run the filters on ``record``; append it to ``data`` if all pass."""
-        for block in self.async_filters:
-            try:
-                with use_sink(self):  # a judge's requests count as this task's, failures recorded
-                    reason = await block.acheck(record)
-            except Exception as exc:  # a broken block rejects (visibly), it does not kill the run
-                reason = f"block error: {type(exc).__name__}: {exc}"
-            if reason is not None:
-                self.reject(record, block.name, reason, stage)
-                return False
-        for block in self.sync_filters:
-            try:
-                reason = block.check(record)
-            except Exception as exc:
-                reason = f"block error: {type(exc).__name__}: {exc}"
-            if reason is not None:
-                self.reject(record, block.name, reason, stage)
-                return False
-        for block in self.filters:
-            block.accept(record)
+    def record_accepted(self, record: DataPoint | dict[str, Any]) -> None:
+        """Append an accepted record to ``data`` (flushed before it counts)."""
         self.data.save_data([as_dict(record)])
         self.accepted += 1
         self._maybe_sync()
-        return True
 
     def reject(self, record: Any, block: str, reason: str, stage: str = "generation") -> None:
         reason = redact(reason)  # a block's reason may quote its configuration
@@ -84,10 +102,21 @@ class TaskLedger:
             [{"record": as_dict(record), "block": block, "reason": reason, "stage": stage}]
         )
         self.rejected_count += 1
-        self.rejected_by_block[block][_reason_key(reason)] += 1
+        self.rejected_by_block[block][reason_kind(reason)] += 1
 
     def builder_failed(self, request_idx: int, exc: BaseException) -> None:
-        """A builder call raised: record it (the run goes on; stalls are detected upstream)."""
+        """A builder call raised: record it (the run goes on; stalls are detected upstream).
+        The first such error of the task is logged (with the traceback at debug level)."""
+        if not self._builder_error_logged:
+            self._builder_error_logged = True
+            log.error(
+                "%s: builder call %d raised %s: %s",
+                self.task_name,
+                request_idx,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
         tb = redact("".join(traceback.format_exception_only(type(exc), exc)).strip())
         self.failed.save_data(
             [
@@ -102,6 +131,9 @@ class TaskLedger:
         )
         self.failed_count += 1
 
+    def call_finished(self) -> None:
+        self.calls += 1
+
     # ---- ResultSink ---------------------------------------------------------------------
     def on_result(self, engine: Engine, request: LMRequest, result: LMResult) -> None:
         stats = self.engine_stats[engine.name]
@@ -114,25 +146,27 @@ class TaskLedger:
         stats.completion_tokens += result.completion_tokens
         if result.ok:
             self.engine_ok += 1
-        else:
-            stats.failed += 1
-            self.failed_count += 1
-            error = redact(result.error or "")
-            self.last_engine_error = error
-            # the engine base class reports "<ExceptionType>: message"
-            if error.startswith(RetryableEngineError.__name__):
-                self.engine_transient_failures += 1
-            self.failed.save_data(
-                [
-                    {
-                        "request": redact_all(request.to_dict()),  # prompts may hold expanded config
-                        "error": error,
-                        "attempts": result.attempts,
-                        "engine": engine.name,
-                        "stage": "engine",
-                    }
-                ]
-            )
+            return
+        stats.failed += 1
+        self.failed_count += 1
+        error = redact(result.error or "")
+        self.last_engine_error = error
+        # the engine base class reports "<ExceptionType>: message"
+        if error.startswith(RetryableEngineError.__name__):
+            self.engine_transient_failures += 1
+        elif error.startswith(FatalEngineError.__name__):
+            self.engine_fatal_failures += 1
+        self.failed.save_data(
+            [
+                {
+                    "request": redact_all(request.to_dict()),  # prompts may hold expanded config
+                    "error": error,
+                    "attempts": result.attempts,
+                    "engine": engine.name,
+                    "stage": "engine",
+                }
+            ]
+        )
 
     def carry_over(self, previous: dict[str, Any]) -> None:
         """Start from the totals in the task's previous ``task_results`` (requests, tokens,
@@ -162,10 +196,19 @@ class TaskLedger:
         self.rejected.sync()
         self.failed.sync()
 
-    def tokens(self) -> dict[str, int]:
+    def count_stored(self) -> None:
+        """Start the rejected and failed counts from their stores (every earlier run's)."""
+        self.rejected_count = self.rejected.count()
+        self.failed_count = self.failed.count()
+
+    def counts(self) -> dict[str, int]:
+        """The record counts of task_results."""
         return {
-            "prompt": sum(s.prompt_tokens for s in self.engine_stats.values()),
-            "completion": sum(s.completion_tokens for s in self.engine_stats.values()),
+            "accepted": self.accepted,
+            "rejected": self.rejected_count,
+            "failed": self.failed_count,
+            "final": self.state.final_count,
+            "calls": self.calls,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -173,10 +216,5 @@ class TaskLedger:
             "rejected_by_block": {b: dict(c) for b, c in self.rejected_by_block.items()},
             "engines": {n: s.to_dict() for n, s in self.engine_stats.items()},
             "tokens": self.tokens(),
-            "requests": sum(s.requests for s in self.engine_stats.values()),
+            "requests": self.requests(),
         }
-
-
-def _reason_key(reason: str) -> str:
-    """Group reasons like 'too short: 12 < 20 chars' under 'too short'."""
-    return reason.split(":", 1)[0].strip()[:80]

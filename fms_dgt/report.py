@@ -20,11 +20,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from fms_dgt.datapoint import BASE_FIELDS
 from fms_dgt.datastores.base import read_json
+from fms_dgt.datastores.roles import DATA, FAILED, FINAL, REJECTED
+from fms_dgt.ledger import reason_kind
 from fms_dgt.metrics.diversity import distinct_n, self_similarity
 
-STORES = ("data", "final_data", "rejected", "failed")
-_SKIP = ("task_name", "is_seed", "id", "lineage")
+STORES = (DATA, FINAL, REJECTED, FAILED)
 
 
 def store_format(task_dir: Path, store: str) -> str | None:
@@ -50,27 +52,45 @@ def read_store(task_dir: Path, store: str) -> Iterator[dict[str, Any]]:
 
 
 def task_dirs(output_dir: Path) -> list[Path]:
-    """Sub-folders that hold a task's output (results or any record store)."""
-    return [d for d in sorted(output_dir.iterdir()) if is_task_dir(d)]
+    """Folders under ``output_dir`` that hold a task's output (results or any record store),
+    at any depth: a task named ``core/simple/causal`` writes to ``output/core/simple/causal``.
+    A task folder is not searched further (tasks never nest)."""
+    found: list[Path] = []
+    for d in sorted(output_dir.iterdir()):
+        if not d.is_dir() or d.name.startswith("."):
+            continue
+        if is_task_dir(d):
+            found.append(d)
+        else:
+            found.extend(task_dirs(d))
+    return found
+
+
+def task_name_of(task_dir: Path, output_dir: Path) -> str:
+    """The full task name of a task folder (what its results say, else its path)."""
+    results = read_json(task_dir / "task_results.json") or {}
+    if isinstance(results.get("task_name"), str):
+        return str(results["task_name"])
+    try:
+        return task_dir.relative_to(output_dir).as_posix() if task_dir != output_dir else task_dir.name
+    except ValueError:
+        return task_dir.name
 
 
 def is_task_dir(d: Path) -> bool:
     return d.is_dir() and ((d / "task_results.json").is_file() or any(store_format(d, s) for s in STORES))
 
 
-def reason_kind(reason: str) -> str:
-    """What a rejection reason says before its first colon (the details vary per record)."""
-    return str(reason).split(":", 1)[0].strip()[:80]
-
-
 def record_text(record: dict[str, Any], fields: Sequence[str] | None = None) -> str:
     """The text of a record for diversity: the given fields, or every user string field."""
     if fields:
         return "\n".join(str(record[f]) for f in fields if record.get(f) is not None)
-    return "\n".join(v for k, v in record.items() if k not in _SKIP and isinstance(v, str))
+    return "\n".join(v for k, v in record.items() if k not in BASE_FIELDS and isinstance(v, str))
 
 
-def task_report(task_dir: Path, fields: Sequence[str] | None = None, sample: int = 300) -> dict[str, Any]:
+def task_report(
+    task_dir: Path, fields: Sequence[str] | None = None, sample: int = 300, name: str | None = None
+) -> dict[str, Any]:
     """All figures for one task folder."""
     results = read_json(task_dir / "task_results.json") or {}
     accepted = sum(1 for _ in read_store(task_dir, "data"))
@@ -93,7 +113,7 @@ def task_report(task_dir: Path, fields: Sequence[str] | None = None, sample: int
     if tokens:
         tokens["total"] = int(tokens.get("prompt", 0)) + int(tokens.get("completion", 0))
     return {
-        "task": task_dir.name,
+        "task": name or task_name_of(task_dir, task_dir.parent),
         "status": results.get("status"),
         "target": results.get("target"),
         "accepted": accepted,
@@ -183,9 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not out.is_dir():
         print(f"error: output directory '{out}' does not exist", file=sys.stderr)
         return 2
-    dirs = [d for d in task_dirs(out) if not args.task or d.name in args.task]
+    named = [(d, task_name_of(d, out)) for d in task_dirs(out)]
+    dirs = [(d, n) for d, n in named if not args.task or n in args.task]
     if not dirs and not args.task and is_task_dir(out):
-        dirs = [out]  # pointed at one task's folder rather than the output directory
+        dirs = [(out, task_name_of(out, out.parent))]  # one task's folder, not the output directory
     if not dirs:
         what = f"tasks {', '.join(args.task)}" if args.task else "task output"
         print(
@@ -193,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    reports = [task_report(d, args.fields, args.sample) for d in dirs]
+    reports = [task_report(d, args.fields, args.sample, name) for d, name in dirs]
     doc = {"output_dir": str(out), "tasks": reports}
     if args.json == "-":
         print(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -105,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; the same command continues from what is on disk", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ConfigError as exc:
-        from fms_dgt.config.yaml_loader import redact
+        from fms_dgt.config.env import redact
 
         print(f"error: {redact(exc.render())}", file=sys.stderr)
         return EXIT_CONFIG
     except DGTError as exc:
-        from fms_dgt.config.yaml_loader import redact
+        from fms_dgt.config.env import redact
 
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
@@ -150,15 +150,9 @@ def _main(args: argparse.Namespace) -> int:
         restart=args.restart,
         progress=Progress(use_bars=False if args.no_progress else None),
     )
-    prepared = runtime.prepare()
     if args.validate:
-        for pt in prepared:
-            print(
-                f"ok  {pt.task.task_name}  ({pt.task.yaml_doc.path if pt.task.yaml_doc else ''}, "
-                f"builder {pt.task.data_builder})"
-            )
-        print(f"{len(prepared)} task(s) valid")
-        return EXIT_OK
+        return _validate(runtime)
+    runtime.prepare()
     outcomes = _run(runtime)
     if outcomes is None:
         from fms_dgt.summary import print_interrupted
@@ -170,6 +164,28 @@ def _main(args: argparse.Namespace) -> int:
 
     print_summary(outcomes, runtime.output_dir)
     return EXIT_OK if all(o.status == "complete" for o in outcomes) else EXIT_FAILED
+
+
+def _validate(runtime: Any) -> int:
+    """``--validate``: load and check every task, say which are fine, then report every
+    problem of the others in one message (exit 2)."""
+    from fms_dgt.errors import ConfigError
+
+    problem: ConfigError | None = None
+    try:
+        runtime.prepare()
+    except ConfigError as err:
+        problem = err
+    for pt in runtime.prepared:
+        print(
+            f"ok  {pt.task.task_name}  ({pt.task.yaml_doc.path if pt.task.yaml_doc else ''}, "
+            f"builder {pt.task.data_builder})"
+        )
+    if problem is not None:
+        sys.stdout.flush()
+        raise problem
+    print(f"{len(runtime.prepared)} task(s) valid")
+    return EXIT_OK
 
 
 def _stop_on_sigterm() -> Any:
@@ -272,8 +288,7 @@ def _loop_factory() -> Callable[[], Any] | None:
 
 
 def _overrides(args: argparse.Namespace) -> Any:
-    from fms_dgt.factory import Overrides
-    from fms_dgt.overrides import load_override_file
+    from fms_dgt.config.overrides import Overrides, load_override_file
 
     ov = load_override_file(args.config_path) if args.config_path else Overrides()
     cli_runner = {
@@ -310,17 +325,16 @@ def _overrides(args: argparse.Namespace) -> Any:
 def _check_runner_flags(given: dict[str, Any]) -> None:
     """The runner flags obey the same bounds as ``runner_config`` in a task.yaml (say,
     ``--num-outputs-to-generate 0`` is an error, not an empty run)."""
-    from pydantic import ValidationError
-
+    from fms_dgt.config.messages import validated
     from fms_dgt.config.schema import RunnerConfig
     from fms_dgt.errors import ConfigError
 
     for key, value in given.items():
         try:
-            RunnerConfig.model_validate({key: value})
-        except ValidationError as exc:
+            validated(RunnerConfig, {key: value}, None)
+        except ConfigError as err:
             raise ConfigError(
-                f"{exc.errors()[0]['msg'].lower()} (got {value!r})",
+                err.message,
                 field="--" + key.replace("_", "-"),
                 hint=RunnerConfig.model_fields[key].description,
             ) from None
@@ -328,7 +342,7 @@ def _check_runner_flags(given: dict[str, Any]) -> None:
 
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        from fms_dgt.config.yaml_loader import redact
+        from fms_dgt.config.env import redact
 
         return redact(super().format(record))
 

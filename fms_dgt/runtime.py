@@ -18,19 +18,29 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fms_dgt.blocks.chain import FilterChain
 from fms_dgt.builders.finishing import Finisher
-from fms_dgt.builders.generation import GenerationRun
-from fms_dgt.builders.transformation import TransformationRun
-from fms_dgt.config.yaml_loader import redact
+from fms_dgt.builders.run import RunParts, TaskRun, run_for, run_kinds
+from fms_dgt.config.builder_file import check_builder
+from fms_dgt.config.env import redact, redacted_config
+from fms_dgt.config.overrides import Overrides
+from fms_dgt.config.task_file import check_task
+from fms_dgt.config.yaml_loader import YamlDoc
 from fms_dgt.datastores.base import read_json, write_json_atomic
-from fms_dgt.errors import DGTError, StalledError, TaskLockedError
-from fms_dgt.factory import EnginePool, Overrides, PreparedTask, build_builder, build_task
-from fms_dgt.index import default_builder_paths, import_builder, index_builders, index_tasks
-from fms_dgt.ledger import TaskLedger
+from fms_dgt.errors import ConfigError, DGTError, Problems, StalledError, TaskLockedError
+from fms_dgt.factory import EnginePool, PreparedTask, build_builder, build_task
+from fms_dgt.index import (
+    BuilderEntry,
+    TaskEntry,
+    default_builder_paths,
+    import_builder,
+    index_builders,
+    index_tasks,
+)
+from fms_dgt.ledger import Ledger
 from fms_dgt.progress import Progress
 from fms_dgt.registry import did_you_mean
-from fms_dgt.state import TaskLock, TaskState
-from fms_dgt.task import GenerationTask
+from fms_dgt.state import TaskLock, TaskState, load_state
 
 log = logging.getLogger("fms_dgt.run")
 
@@ -68,41 +78,68 @@ class Runtime:
 
     # ---- loading ---------------------------------------------------------------------
     def prepare(self) -> list[PreparedTask]:
-        """Load and check everything; raises ConfigError on the first problem. No model calls."""
+        """Load and check every task; no model is called. Every problem of every task is
+        collected and raised together (a ConfigErrors) after the tasks that loaded are in
+        ``self.prepared``, so ``--validate`` can say which loaded and what is wrong with
+        the rest in one run."""
         check_output_dir(self.output_dir)
-        tasks = index_tasks(self.task_paths)
+        problems = Problems()
+        tasks = index_tasks(self.task_paths, problems)
         builders = index_builders(self.builder_paths)
         for name in self.overrides.tasks:
             if name != "*" and name not in tasks:
-                raise self.overrides.error(
-                    f"override for unknown task '{name}'",
-                    "tasks",
-                    name,
-                    hint=did_you_mean(name, list(tasks)) or f"tasks found: {', '.join(sorted(tasks))}",
+                problems.add(
+                    self.overrides.error(
+                        f"override for unknown task '{name}'",
+                        "tasks",
+                        name,
+                        hint=did_you_mean(name, list(tasks)) or f"tasks found: {', '.join(sorted(tasks))}",
+                    )
                 )
         for name in self.overrides.builders:
             if name not in builders:
-                raise self.overrides.error(
-                    f"override for unknown data builder '{name}'",
-                    "builders",
-                    name,
-                    hint=did_you_mean(name, list(builders))
-                    or f"builders found: {', '.join(sorted(builders))}",
+                problems.add(
+                    self.overrides.error(
+                        f"override for unknown data builder '{name}'",
+                        "builders",
+                        name,
+                        hint=did_you_mean(name, list(builders))
+                        or f"builders found: {', '.join(sorted(builders))}",
+                    )
                 )
         for entry in tasks.values():
-            bname = entry.doc.data["data_builder"]
-            if bname not in builders:
-                raise entry.doc.error(
-                    f"unknown data builder '{bname}'",
-                    "data_builder",
-                    hint=did_you_mean(bname, list(builders))
-                    or f"known: {', '.join(sorted(builders)) or 'none'}",
-                )
-            bentry = builders[bname]
-            builder_cls = import_builder(bentry)
-            task = build_task(entry, builder_cls, self.overrides, str(self.output_dir))
-            self.prepared.append(build_builder(task, bentry, builder_cls, self.overrides, self.pool))
+            with problems.check():
+                self.prepared.append(self._prepare_task(entry, builders))
+        problems.raise_if_any()
         return self.prepared
+
+    def _prepare_task(self, entry: TaskEntry, builders: dict[str, BuilderEntry]) -> PreparedTask:
+        bname = entry.builder_name
+        if bname not in builders:
+            raise entry.doc.error(
+                f"unknown data builder '{bname}'",
+                "data_builder",
+                hint=did_you_mean(bname, list(builders)) or f"known: {', '.join(sorted(builders)) or 'none'}",
+            )
+        bentry = builders[bname]
+        builder_cls = import_builder(bentry)
+        if builder_cls.KIND not in run_kinds():
+            raise bentry.doc.error(
+                f"data builder {builder_cls.__name__} declares no kind of run ({builder_cls.KIND!r})",
+                "name",
+                hint="subclass GenerationDataBuilder or TransformationDataBuilder",
+            )
+        check_task_folder(self.output_dir, entry.name, entry.doc)
+        problems = Problems()
+        task_config = builder_config = task = None
+        with problems.check():
+            task_config = check_task(entry.doc, builder_cls.TASK_TYPE, self.overrides)
+        with problems.check():
+            builder_config = check_builder(bname, bentry.doc, self.overrides)
+        problems.raise_if_any()
+        assert task_config is not None and builder_config is not None
+        task = build_task(task_config, str(self.output_dir))
+        return build_builder(task, task_config, builder_config, builder_cls, self.overrides, self.pool)
 
     # ---- running ---------------------------------------------------------------------
     async def run(self) -> list[Outcome]:
@@ -121,6 +158,13 @@ class Runtime:
             executor.shutdown(wait=False, cancel_futures=True)
             self.progress.close()
 
+    def _parts(self, pt: PreparedTask, state: TaskState, executor: ThreadPoolExecutor) -> RunParts:
+        task = pt.task
+        ledger = Ledger(task.task_name, task.stores, state)
+        finisher = Finisher(task, ledger, state, pt.postprocessors, pt.formatter)
+        chain = FilterChain(pt.filters)
+        return RunParts(task, pt.builder, ledger, chain, state, finisher, self.progress, executor)
+
     async def _run_task(self, pt: PreparedTask, executor: ThreadPoolExecutor) -> Outcome:
         task = pt.task
         lock = TaskLock(task.task_dir, task.task_name)
@@ -133,9 +177,11 @@ class Runtime:
         try:
             if self.restart:
                 _clear_task_dir(task.task_dir)
-                task.clear_datastores(len(pt.postprocessors))
-            state = TaskState.load(task.task_dir)
-            if state.status == "complete":
+                task.stores.clear(len(pt.postprocessors))
+            state = load_state(task.task_dir)
+            parts = self._parts(pt, state, executor)
+            runner = run_for(parts)
+            if state.status == "complete" and not self._extends(pt, runner, state):
                 log.info(
                     "%s: already complete (%d records in %s); use --restart to start over",
                     task.task_name,
@@ -154,14 +200,11 @@ class Runtime:
                     read_json(task.task_dir / "task_results.json") or {},
                 )
             self._write_task_card(pt)
-            ledger = TaskLedger(task, pt.filters)
+            ledger = parts.ledger
             ledger.carry_over(read_json(task.task_dir / "task_results.json") or {})
-            finisher = Finisher(task, ledger, state, pt.postprocessors, pt.formatter)
-            kind = GenerationRun if isinstance(task, GenerationTask) else TransformationRun
-            runner = kind(task, pt.builder, ledger, state, finisher, self.progress, executor)  # type: ignore[arg-type]
-            self._write_results(pt, ledger, state, "running", started)
-            if isinstance(runner, GenerationRun):
-                runner.on_checkpoint = lambda: self._write_results(pt, ledger, state, "running", started)
+            ledger.count_stored()
+            self._write_results(pt, runner, "running", started)
+            runner.on_checkpoint = lambda: self._write_results(pt, runner, "running", started)
             status, message = "failed", ""
             try:
                 status = await runner.run()
@@ -169,7 +212,7 @@ class Runtime:
                 status, message = "stalled", str(exc)
                 log.error("%s", exc)
             except asyncio.CancelledError:
-                phase = finisher.active or (
+                phase = parts.finisher.active or (
                     "generating"
                     if ledger.engine_ok or ledger.last_engine_error
                     else "waiting for the first model answer (engines starting)"
@@ -187,11 +230,19 @@ class Runtime:
                 if status != "complete":
                     state.status = status
                     state.save(task.task_dir)
-                results = self._write_results(pt, ledger, state, status, started, message)
+                results = self._write_results(pt, runner, status, started, message)
             return Outcome(task.task_name, status, message, results)
         finally:
-            task.close_datastores()
+            task.stores.close()
             lock.release()
+
+    def _extends(self, pt: PreparedTask, runner: TaskRun, state: TaskState) -> bool:
+        """A complete task continues when it was asked for more since (a higher target, new
+        input rows); only what is missing is made."""
+        if not runner.extends():
+            return False
+        state.status = "generating"
+        return True
 
     async def _catch_up_complete(
         self, pt: PreparedTask, state: TaskState, executor: ThreadPoolExecutor
@@ -201,7 +252,7 @@ class Runtime:
         not before (formatting needs no model, so there is no reason to demand --restart)."""
         task = pt.task
         card = read_json(task.task_dir / "task_card.json") or {}
-        now = json.loads(json.dumps(_redacted(pt.raw_config), default=str))  # as the card stored it
+        now = json.loads(json.dumps(redacted_config(pt.task_config.doc.data), default=str))  # as stored
         stored = card.get("task_config")
         # cards written before the card held the task.yaml (it held the builder's) say nothing
         if isinstance(stored, dict) and "task_name" in stored and stored != now:
@@ -211,9 +262,8 @@ class Runtime:
                 task.task_name,
             )
         wants = pt.formatter is not None and task.runner_config.save_formatted_output
-        if wants and not task.datastore("formatted_data").exists():
-            ledger = TaskLedger(task, pt.filters)
-            finisher = Finisher(task, ledger, state, pt.postprocessors, pt.formatter)
+        if wants and not task.stores.formatted.exists():
+            finisher = self._parts(pt, state, executor).finisher
             await finisher.run(executor, finisher.format)
 
     def _write_task_card(self, pt: PreparedTask) -> None:
@@ -223,27 +273,22 @@ class Runtime:
             "created_by": pt.task.created_by,
             "data_builder": pt.task.data_builder,
             "task_file": str(pt.task.yaml_doc.path) if pt.task.yaml_doc else None,
-            "task_config": _redacted(pt.raw_config),
-            "builder_config": _redacted(pt.builder_config),
+            "task_config": redacted_config(pt.task_config.doc.data),
+            "builder_config": redacted_config(pt.builder_config.as_written()),
             "runner_config": pt.task.runner_config.model_dump(),
             "engines": [e.describe() for e in pt.builder.engines],
             "written_at": _now(),
         }
         # expanded ${VAR} values can reach any field (a description, an engine's base_url)
-        write_json_atomic(pt.task.task_dir / "task_card.json", _redacted(card))
+        write_json_atomic(pt.task.task_dir / "task_card.json", redacted_config(card))
 
     def _write_results(
-        self,
-        pt: PreparedTask,
-        ledger: TaskLedger,
-        state: TaskState,
-        status: str,
-        started: float,
-        message: str = "",
+        self, pt: PreparedTask, runner: TaskRun, status: str, started: float, message: str = ""
     ) -> dict[str, Any]:
         task = pt.task
         path = task.task_dir / "task_results.json"
         previous = read_json(path) or {}
+        ledger, state = runner.ledger, runner.state
         results = {
             "task_name": task.task_name,
             "status": status,
@@ -251,16 +296,8 @@ class Runtime:
             "ended_at": None if status == "running" else _now(),
             "pid": os.getpid(),
             "elapsed_seconds": round(time.time() - started, 3),
-            "counts": {
-                "accepted": ledger.accepted,
-                "rejected": ledger.rejected.count() if status != "running" else 0,
-                "failed": ledger.failed.count() if status != "running" else 0,
-                "final": state.final_count,
-                "calls": ledger.calls,
-            },
-            "target": task.runner_config.num_outputs_to_generate
-            if isinstance(task, GenerationTask)
-            else None,
+            "counts": ledger.counts(),
+            "target": runner.target,
             "epoch": state.epoch,
             **ledger.summary(),
         }
@@ -275,8 +312,6 @@ class Runtime:
 def check_output_dir(output_dir: Path) -> None:
     """The output folder must be a folder we can write in (or creatable in one), checked
     before any model call and without creating anything (``--validate`` writes nothing)."""
-    from fms_dgt.errors import ConfigError
-
     where = "--output-dir (or $DGT_OUTPUT_DIR)"
     path = output_dir.absolute()
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
@@ -291,6 +326,39 @@ def check_output_dir(output_dir: Path) -> None:
         )
 
 
+TASK_FOLDER_MARKERS = ("task_results.json", "task_card.json", "state.json")
+
+
+def _is_task_folder(folder: Path) -> bool:
+    return any((folder / marker).is_file() for marker in TASK_FOLDER_MARKERS)
+
+
+def check_task_folder(output_dir: Path, task_name: str, doc: YamlDoc) -> None:
+    """A task's folder must not lie inside another task's folder on disk, nor hold one
+    (``a/b`` run earlier, ``a/b/c`` now): a ``--restart`` of the outer task would delete the
+    inner one's results, and the report would mix them."""
+    task_dir = output_dir / task_name
+    parts = task_name.split("/")
+    for i in range(1, len(parts)):
+        outer = output_dir.joinpath(*parts[:i])
+        if _is_task_folder(outer):
+            raise doc.error(
+                f"task '{task_name}' would write inside the output folder of task '{'/'.join(parts[:i])}' "
+                f"({outer})",
+                "task_name",
+                hint="rename the task, or use another --output-dir",
+            )
+    if task_dir.is_dir() and not _is_task_folder(task_dir):
+        inner = next((p.parent for m in TASK_FOLDER_MARKERS for p in task_dir.rglob(m)), None)
+        if inner is not None:
+            raise doc.error(
+                f"the output folder of task '{task_name}' ({task_dir}) holds the output of another "
+                f"task ({inner})",
+                "task_name",
+                hint="rename the task, or use another --output-dir",
+            )
+
+
 def _clear_task_dir(task_dir: Path) -> None:
     if not task_dir.exists():
         return
@@ -301,25 +369,6 @@ def _clear_task_dir(task_dir: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
-
-
-def _redacted(value: Any) -> Any:
-    """Config as written (``${VAR}`` kept unexpanded), minus any literal secret value."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {
-            k: ("***" if _secret_key(k) and isinstance(v, str) and "${" not in v else _redacted(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    return value
-
-
-def _secret_key(key: Any) -> bool:
-    k = str(key).lower()
-    return k in ("api_key", "token", "password", "secret") or k.endswith("_api_key")
 
 
 def _now(timestamp: float | None = None) -> str:

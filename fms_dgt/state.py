@@ -8,6 +8,7 @@ leaves a stale lock, while a second live run of the same task is refused."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any
 
 from fms_dgt.datastores.base import read_json, write_json_atomic
 from fms_dgt.errors import TaskLockedError
+
+log = logging.getLogger("fms_dgt.run")
+STATE_FILE = "state.json"
 
 
 @dataclass
@@ -32,16 +36,40 @@ class TaskState:
 
     @classmethod
     def load(cls, task_dir: Path) -> TaskState:
-        data = read_json(task_dir / "state.json")
+        data = read_json(task_dir / STATE_FILE)
         if not data:
             return cls()
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if isinstance(known.get("rng_state"), list):
             known["rng_state"] = _tuplify(known["rng_state"])
         return cls(**known)
 
     def save(self, task_dir: Path) -> None:
-        write_json_atomic(task_dir / "state.json", asdict(self))
+        write_json_atomic(task_dir / STATE_FILE, asdict(self))
+
+
+def load_state(task_dir: Path) -> TaskState:
+    """The task's state; a damaged ``state.json`` (cut short, edited by hand) is set aside
+    and the state rebuilt from the stores, which hold everything that matters: the next run
+    re-reads ``data``, redoes postprocessing over all of it and rewrites ``final_data``.
+    (What is lost is the in-context sampler's random state: prompts differ from an
+    uninterrupted run, the records' count and integrity do not.)"""
+    path = task_dir / STATE_FILE
+    try:
+        return TaskState.load(task_dir)
+    except (ValueError, TypeError) as exc:
+        damaged = path.with_name(STATE_FILE + ".damaged")
+        os.replace(path, damaged)
+        log.warning(
+            "%s is damaged (%s); rebuilding the task's progress from its stores (the damaged "
+            "file is kept as %s; --restart starts the task over instead)",
+            path,
+            exc,
+            damaged.name,
+        )
+        return TaskState()
 
 
 def _tuplify(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fms_dgt.config.yaml_loader import redact
+from fms_dgt.config.env import redact
 from fms_dgt.datastores.base import read_json
 
 COLUMNS = ("task", "status", "final", "accepted", "rejected", "failed", "requests", "tokens", "seconds")
@@ -44,10 +44,9 @@ def print_summary(outcomes: list[Any], output_dir: Path) -> None:
     for o in outcomes:
         if o.message and o.status != "complete":
             print(_about(o.task_name, redact(o.message)))
-    written = sorted(
-        {f.name for o in outcomes for f in _files(output_dir / o.task_name) if not f.name.startswith(".")}
-    )
-    print(f"outputs: {output_dir}/<task_name>/ ({', '.join(written) or 'nothing written'})")
+    for o in outcomes:
+        written = sorted(f.name for f in _files(output_dir / o.task_name) if not f.name.startswith("."))
+        print(f"outputs: {output_dir / o.task_name}/ ({', '.join(written) or 'nothing written'})")
 
 
 def _about(task_name: str, message: str) -> str:
@@ -70,5 +69,6 @@ def print_interrupted(runtime: Any) -> None:
         message = (read_json(pt.task.task_dir / "task_results.json") or {}).get("message")
         if message:
             print(_about(pt.task.task_name, message))
-    print(f"outputs: {runtime.output_dir}/<task_name>/")
+    for pt in runtime.prepared:
+        print(f"outputs: {pt.task.task_dir}/")
     print("run the same command again to continue (add --restart to start over)")

@@ -7,4 +7,4 @@ PY=${PYTHON:-python3}
 bash scripts/install_deps.sh
 "$PY" -m fms_dgt.engines.default_model >/dev/null
 "$PY" -m fms_dgt.run --task-paths tasks/core/simple/logical_reasoning/causal "$@"
-echo "records: output/logical_reasoning_causal/final_data.jsonl"
+echo "records: output/core/simple/logical_reasoning/causal/final_data.jsonl"

@@ -22,9 +22,9 @@ from typing import Any
 import jinja2
 
 from fms_dgt.blocks.base import FilterBlock
-from fms_dgt.datapoint import as_dict, get_field
+from fms_dgt.datapoint import as_dict, get_field, user_items
 from fms_dgt.engines.base import Engine
-from fms_dgt.engines.types import Constraint, LMRequest, LMResult
+from fms_dgt.engines.types import Constraint, LMRequest, LMResult, SamplingOptions
 
 DEFAULT_SYSTEM = (
     "You are a strict reviewer of training data for language models. Score the record "
@@ -32,7 +32,6 @@ DEFAULT_SYSTEM = (
     'it fully). Answer with JSON only: {"score": <integer>, "reason": "<one short sentence>"}.'
 )
 DEFAULT_PROMPT = "Rubric:\n{{ rubric }}\n\nRecord:\n{{ text }}"
-_SKIP = ("task_name", "is_seed", "id", "lineage")
 
 
 class LLMJudge(FilterBlock):
@@ -66,7 +65,7 @@ class LLMJudge(FilterBlock):
         fields: list[str] | None = None,
         prompt: str = DEFAULT_PROMPT,
         system: str | None = DEFAULT_SYSTEM,
-        sampling: dict[str, Any] | None = None,
+        sampling: SamplingOptions | None = None,
         on_error: str = "reject",
         **kwargs: Any,
     ) -> None:
@@ -112,7 +111,7 @@ class LLMJudge(FilterBlock):
         if self.fields:
             items = [(f, get_field(record, f)) for f in self.fields]
         else:
-            items = [(k, v) for k, v in as_dict(record).items() if k not in _SKIP]
+            items = list(user_items(record).items())
         return "\n".join(f"{k}: {v}" for k, v in items if v is not None)
 
     def request(self, record: Any) -> LMRequest:

@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from fms_dgt.blocks.base import Block, FilterBlock
+from fms_dgt.blocks.base import Block
 from fms_dgt.datapoint import DataPoint
 from fms_dgt.engines.base import Engine
 from fms_dgt.task import GenerationTask, Task, TransformationTask
@@ -31,6 +31,9 @@ class DataBuilder:
     """Holds the task and the configured blocks; subclasses implement ``__call__``."""
 
     TASK_TYPE: ClassVar[type[Task]] = Task
+    # which run drives it: "generation" (until the target is met) or "transformation" (one
+    # pass over the input rows)
+    KIND: ClassVar[str] = ""
 
     def __init__(self, task: Task, blocks: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
         self.task = task
@@ -42,10 +45,6 @@ class DataBuilder:
     @property
     def engines(self) -> list[Engine]:
         return [b for b in self.blocks.values() if isinstance(b, Engine)]
-
-    @property
-    def filters(self) -> list[FilterBlock]:
-        return [b for b in self.blocks.values() if isinstance(b, FilterBlock)]
 
     @property
     def is_async(self) -> bool:
@@ -64,9 +63,11 @@ class GenerationDataBuilder(DataBuilder):
     """Builds new records from in-context examples (seeds + accepted synthetic records)."""
 
     TASK_TYPE: ClassVar[type[Task]] = GenerationTask
+    KIND: ClassVar[str] = "generation"
 
 
 class TransformationDataBuilder(DataBuilder):
     """Maps a batch of input rows to output records (zero or more per row)."""
 
     TASK_TYPE: ClassVar[type[Task]] = TransformationTask
+    KIND: ClassVar[str] = "transformation"

@@ -9,29 +9,42 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fms_dgt.builders.base import DataBuilder
-from fms_dgt.engines.base import use_sink
-from fms_dgt.errors import ConfigError, EngineStartError
-from fms_dgt.ledger import TaskLedger
+from fms_dgt.engines.base import Engine, use_sink
+from fms_dgt.engines.types import LMRequest, LMResult
+from fms_dgt.errors import ConfigError, EngineStartError, RetryableEngineError
+from fms_dgt.ledger import Ledger
 
-log = logging.getLogger("fms_dgt.run")
+
+class CallSink:
+    """Forwards a call's request results to the task's ledger and remembers whether any of
+    them failed transiently (a server outage), which makes the call's output incomplete."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.transient_failures = 0
+
+    def on_result(self, engine: Engine, request: LMRequest, result: LMResult) -> None:
+        self.ledger.on_result(engine, request, result)
+        if not result.ok and (result.error or "").startswith(RetryableEngineError.__name__):
+            self.transient_failures += 1
 
 
 async def call_builder(
     builder: DataBuilder,
-    ledger: TaskLedger,
+    ledger: Ledger,
     executor: ThreadPoolExecutor,
     request_idx: int,
     inputs: list[Any],
+    sink: CallSink | None = None,
 ) -> list[Any] | None:
     """One builder call; returns its records, or None if it raised (recorded as a failure)."""
     try:
-        with use_sink(ledger):
+        with use_sink(sink or ledger):
             if builder.is_async:
                 outputs = await builder(request_idx, inputs)
             else:
@@ -41,19 +54,9 @@ async def call_builder(
     except (asyncio.CancelledError, EngineStartError, ConfigError):
         raise  # no later call can do better: the task stops with this message
     except Exception as exc:  # a bug or an unexpected failure in user code: record, keep going
-        if ledger.failed_count == 0 or not getattr(ledger, "_builder_error_logged", False):
-            log.error(
-                "%s: builder call %d raised %s: %s",
-                ledger.task.task_name,
-                request_idx,
-                type(exc).__name__,
-                exc,
-                exc_info=log.isEnabledFor(logging.DEBUG),
-            )
-            ledger._builder_error_logged = True  # type: ignore[attr-defined]
         ledger.builder_failed(request_idx, exc)
         return None
-    ledger.calls += 1
+    ledger.call_finished()
     return list(outputs or [])
 
 

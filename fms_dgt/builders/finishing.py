@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 
 from fms_dgt.blocks.base import FilterPostprocessor, Postprocessor
 from fms_dgt.datapoint import as_dict
+from fms_dgt.datastores.sorting import sorted_records
 from fms_dgt.formatters.base import Formatter
-from fms_dgt.ledger import TaskLedger
+from fms_dgt.ledger import Ledger
 from fms_dgt.state import TaskState
-from fms_dgt.task import GenerationTask, Task
+from fms_dgt.task import Task
 
 log = logging.getLogger("fms_dgt.run")
 R = TypeVar("R")
@@ -43,7 +44,7 @@ class Finisher:
     def __init__(
         self,
         task: Task,
-        ledger: TaskLedger,
+        ledger: Ledger,
         state: TaskState,
         postprocessors: list[Postprocessor],
         formatter: Formatter | None,
@@ -55,6 +56,9 @@ class Finisher:
         self.formatter = formatter
         self.stop = threading.Event()
         self.active: str | None = None  # the pass running now, for "where things stand"
+        # a sort key for the accepted records before postprocessing (a transformation puts
+        # them back in input order); None keeps the order they were accepted in
+        self.order: Callable[[dict[str, Any]], Any] | None = None
 
     async def run(self, executor: Executor, step: Callable[..., R], *args: Any) -> R:
         """Run ``step`` (``postprocess`` or ``format``) in ``executor``; if this coroutine is
@@ -86,11 +90,14 @@ class Finisher:
         kept records, or all of them); return how many records were kept."""
         seeds = [as_dict(s) for s in getattr(self.task, "seed_examples", [])]
         previous_upto = self.state.postprocessed_upto
-        source = self.task.datastore("data")
-        stream: Iterator[dict[str, Any]] = self._checked(source.load_data())
+        stores = self.task.stores
+        records: Iterable[dict[str, Any]] = self._checked(stores.data.load_data())
+        if self.order is not None:
+            records = sorted_records(records, self.order, tmp_dir=self.task.task_dir)
+        stream: Iterator[dict[str, Any]] = self._checked(records)
         kept = raw_count
         for step, pp in enumerate(self.postprocessors, 1):
-            out = self.task.datastore(f"postproc_data_{step}")
+            out = stores.postproc(step)
             if isinstance(pp, FilterPostprocessor):
                 pp.rejected.clear()
             kept = out.replace(self._checked(pp.process(stream, seeds)))
@@ -98,7 +105,7 @@ class Finisher:
                 self._record_rejections(pp, previous_upto)
             log.info("%s: postprocessor %s kept %d records", self.task.task_name, pp.name, kept)
             stream = self._checked(out.load_data())
-        final = self.task.datastore("final_data")
+        final = stores.final
         limited = itertools.islice(stream, target) if target is not None else stream
         final_count = final.replace(limited)
         if self.stop.is_set():  # the stream may have ended just as the stop came
@@ -138,8 +145,8 @@ class Finisher:
         """Write ``formatted_data`` if the task asks for it; marks the task complete."""
         n = 0
         if self.formatter is not None and self.task.runner_config.save_formatted_output:
-            store = self.task.datastore("formatted_data")
-            final = self._checked(self.task.datastore("final_data").load_data())
+            store = self.task.stores.formatted
+            final = self._checked(self.task.stores.final.load_data())
             n = store.replace(self._checked(self.formatter.format_all(final)))
             log.info("%s: wrote %d formatted records", self.task.task_name, n)
         if self.stop.is_set():
@@ -148,7 +155,3 @@ class Finisher:
         self.state.status = "complete"
         self.state.save(self.task.task_dir)
         return n
-
-
-def generation_target(task: Task) -> int | None:
-    return task.runner_config.num_outputs_to_generate if isinstance(task, GenerationTask) else None

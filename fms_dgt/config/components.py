@@ -1,75 +1,200 @@
-"""Build a registered component from its YAML spec.
+"""Build a registered component from its YAML spec, with its arguments checked first.
 
 A spec is a mapping with either ``type: <registry name>`` plus keyword arguments, or
 ``class_path: package.module:Class`` plus ``init_args: {...}``. The second form lets a
-config swap a class without code changes. Keyword arguments are checked against the
-constructor signature before calling it, so a misspelled key is reported with its line and
-a did-you-mean instead of a TypeError from deep inside."""
+config swap a class without code changes.
+
+The constructor's signature is the schema: its keyword names are the keys a spec may use
+and its annotations their types. ``check_args`` turns them into a pydantic model, so a
+misspelled key, a word where a number goes or a string where a list goes is reported with
+its line, the expected type and a did-you-mean when the task loads, instead of as a
+TypeError (or a wrong result) in the middle of a run.
+"""
 
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import Any
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fms_dgt.config.yaml_loader import YamlDoc, expand_env
-from fms_dgt.errors import ConfigError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
+
+from fms_dgt.config.env import expand_env
+from fms_dgt.config.messages import errors_from
+from fms_dgt.config.yaml_loader import YamlDoc
+from fms_dgt.errors import ConfigError, ConfigErrors
 from fms_dgt.registry import Registry, did_you_mean, import_object
 
 Key = tuple[Any, ...]
 
 
-def accepted_kwargs(cls: type) -> tuple[set[str], bool]:
-    """Keyword names ``cls.__init__`` accepts along its MRO, and whether it (or a base it
-    forwards to) takes ``**kwargs`` for real (a base that rejects unknowns doesn't count).
+@dataclass(frozen=True)
+class Signature:
+    """What a class's constructor chain accepts by keyword."""
+
+    model: type[BaseModel]
+    names: frozenset[str]
+    required: frozenset[str]
+    open_ended: bool  # takes arbitrary keywords for real (nothing to check names against)
+    attrs: dict[str, str]  # parameter name -> field name in ``model``
+
+
+@functools.cache
+def signature_of(cls: type) -> Signature:
+    """The keyword parameters of ``cls.__init__`` along its MRO, with their annotations.
 
     A ``**kwargs`` is assumed to be forwarded to the next ``__init__`` in the MRO, so the
     chain is closed as soon as one ``__init__`` has none, and at ``object`` (which rejects
     every keyword). A class that consumes arbitrary keywords itself says so with
     ``__accepts_any_kwargs__ = True``."""
-    names: set[str] = set()
+    params: dict[str, tuple[Any, bool]] = {}
+    open_ended = True
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
         if klass is object:
-            return names, False
+            open_ended = False
+            break
         try:
-            params = inspect.signature(init).parameters.values()
+            sig = inspect.signature(init)
         except (TypeError, ValueError):
-            return names, True
+            break
+        hints = _hints(init)
         var_kw = False
-        for p in params:
+        for p in sig.parameters.values():
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self":
-                names.add(p.name)
+                params.setdefault(p.name, (hints.get(p.name, Any), p.default is p.empty))
             elif p.kind == p.VAR_KEYWORD:
                 var_kw = True
         if not var_kw:
-            return names, False
+            open_ended = False
+            break
         if getattr(klass, "__accepts_any_kwargs__", False):
-            return names, True
-    return names, True
+            break
+    # a parameter named like a pydantic attribute ("schema") gets another field name, its
+    # own name as the alias (what the YAML says and what errors show)
+    attrs = {name: f"arg_{name}" if hasattr(BaseModel, name) else name for name in params}
+    fields: dict[str, Any] = {
+        attrs[name]: (Annotated[_checkable(tp), Field(alias=name)], None) for name, (tp, _) in params.items()
+    }
+    base = _OpenArgs if open_ended else _Args
+    try:
+        model = create_model(f"{cls.__name__}Args", __base__=base, **fields)
+    except Exception:  # an annotation pydantic cannot check: names only
+        loose = {attrs[n]: (Annotated[Any, Field(alias=n)], None) for n in params}
+        model = create_model(f"{cls.__name__}Args", __base__=base, **loose)
+    required = frozenset(n for n, (_, req) in params.items() if req)
+    return Signature(model, frozenset(params), required, open_ended, attrs)
 
 
-def check_kwargs(
+def _hints(func: Any) -> dict[str, Any]:
+    """Resolved annotations of ``func``; one that cannot be resolved reads as ``Any``."""
+    try:
+        return typing.get_type_hints(func)
+    except Exception:
+        pass
+    out: dict[str, Any] = {}
+    namespace = getattr(func, "__globals__", {})
+    for name, ann in getattr(func, "__annotations__", {}).items():
+        try:
+            out[name] = eval(ann, namespace) if isinstance(ann, str) else ann  # noqa: S307 - annotations
+        except Exception:
+            out[name] = Any
+    return out
+
+
+def _checkable(tp: Any) -> Any:
+    """``tp`` if pydantic can validate it, else ``Any``."""
+    try:
+        from pydantic import TypeAdapter
+
+        TypeAdapter(tp, config=ConfigDict(arbitrary_types_allowed=True))
+        return tp
+    except Exception:
+        return Any
+
+
+class _Args(BaseModel):
+    """Base of the argument models built from signatures."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML ``true`` where a number goes is a mistake pydantic's lax mode would take as 1."""
+        field = cls.model_fields.get(info.field_name or "")  # field names, not aliases
+        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
+
+
+class _OpenArgs(_Args):
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+
+def _numeric(tp: Any) -> bool:
+    args = typing.get_args(tp) or (tp,)
+    return bool(args) and all(a in (int, float, type(None)) for a in args) and bool({int, float} & set(args))
+
+
+def check_args(
     cls: type,
     kwargs: dict[str, Any],
     *,
     doc: YamlDoc | None,
     key: Key,
     what: str,
-    reserved: set[str] = frozenset(),
-) -> None:
-    names, open_ended = accepted_kwargs(cls)
-    if open_ended:
-        return
-    names -= reserved
-    for k in kwargs:
-        if k not in names:
-            hint = did_you_mean(str(k), names) or f"accepted: {', '.join(sorted(names)) or 'none'}"
-            msg = f"{what} {cls.__name__} does not accept '{k}'"
-            if doc is not None:
-                raise doc.error(msg, *key, k, hint=hint)
-            raise ConfigError(msg, field=".".join(map(str, (*key, k))), hint=hint)
+    reserved: frozenset[str] | set[str] = frozenset(),
+    also: list[str] | None = None,
+) -> dict[str, Any]:
+    """``kwargs`` checked against ``cls``'s constructor (names, types, required keys), with
+    values converted as the annotations say (``"0.5"`` for a float becomes 0.5). Every
+    problem is reported at once. ``reserved`` names are supplied by the runtime, not YAML;
+    ``also`` are other keys valid at the same place (for the did-you-mean of a typo)."""
+    sig = signature_of(cls)
+    problems: list[ConfigError] = []
+    names = sig.names - reserved
+    if not sig.open_ended:
+        for k in kwargs:
+            if k not in names:
+                hint = did_you_mean(str(k), [*names, *(also or [])])
+                hint = hint or f"accepted: {', '.join(sorted(names)) or 'none'}"
+                problems.append(
+                    _located(f"{what} {cls.__name__} does not accept '{k}'", doc, (*key, k), hint)
+                )
+    for name in sorted(sig.required - reserved - set(kwargs)):
+        problems.append(_located(f"{what} {cls.__name__} needs '{name}'", doc, key, f"add '{name}: ...'"))
+    known = {k: v for k, v in kwargs.items() if k in names or sig.open_ended}
+    try:
+        checked = sig.model.model_validate(known)
+    except ValidationError as exc:
+        err = errors_from(exc, sig.model, known, doc, key)
+        problems.extend(err.errors if isinstance(err, ConfigErrors) else [err])
+        checked = None
+    if problems:
+        raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
+    assert checked is not None
+    out = {k: getattr(checked, sig.attrs[k]) for k in known if k in sig.names}
+    out.update({k: v for k, v in known.items() if k not in sig.names})  # open-ended extras as given
+    return out
+
+
+def _located(message: str, doc: YamlDoc | None, key: Key, hint: str | None) -> ConfigError:
+    if doc is not None:
+        return doc.error(message, *key, hint=hint)
+    return ConfigError(message, field=".".join(map(str, key)) or None, hint=hint)
 
 
 def resolve_class(
@@ -96,10 +221,9 @@ def resolve_class(
                 hint=f"known types: {', '.join(registry) or 'none'}",
             )
     except ConfigError as err:
-        line = doc.line_of(*key, sub) if doc else None
-        raise err.located(
-            file=doc.path if doc else None, line=line, field=".".join(map(str, (*key, sub)))
-        ) from None
+        if doc is None:
+            raise err.located(field=".".join(map(str, (*key, sub)))) from None
+        raise doc.sub_error(err, *key, sub) from None
     return cls, expand_env(kwargs, doc=doc, key=key)
 
 
@@ -118,11 +242,11 @@ def build_component(
         raise doc.error(msg, *key) if doc else ConfigError(msg)
     cls, kwargs = resolve_class(registry, spec, doc=doc, key=key)
     runtime_kwargs = runtime_kwargs or {}
-    check_kwargs(cls, kwargs, doc=doc, key=key, what=registry.kind, reserved=set(runtime_kwargs))
+    kwargs = check_args(cls, kwargs, doc=doc, key=key, what=registry.kind, reserved=set(runtime_kwargs))
     try:
         return cls(*runtime_args, **kwargs, **runtime_kwargs)
     except ConfigError as err:
-        raise err.located(file=doc.path if doc else None, line=doc.line_of(*key) if doc else None) from None
+        raise (doc.sub_error(err, *key) if doc else err) from None
     except (TypeError, ValueError) as exc:
         msg = f"cannot build {registry.kind} {cls.__name__}: {exc}"
         raise doc.error(msg, *key) if doc else ConfigError(msg) from None

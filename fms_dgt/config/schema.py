@@ -1,35 +1,46 @@
-"""Pydantic schemas for the reserved sections of a task.yaml (``runner_config``,
-``datastore``, ``seed_datastore``) and the conversion of their validation errors into
-located ConfigErrors."""
+"""The three files a user writes, as pydantic models: a task.yaml (``TaskFile``), a builder
+YAML (``BuilderFile``) and an override file (``OverrideFile``), with the sections they share.
+
+These models are the only list of what each file may hold: the loader, the index and the
+factory read field names from here instead of keeping lists of their own. Validation
+errors become located messages in ``fms_dgt.config.messages`` (every error of a file at
+once, with did-you-mean hints).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+import re
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-
-from fms_dgt.config.yaml_loader import YamlDoc
-from fms_dgt.errors import ConfigError
-from fms_dgt.registry import did_you_mean
-
-M = TypeVar("M", bound=BaseModel)
-
-MANDATORY_TASK_FIELDS = ("task_name", "task_description", "created_by", "data_builder")
-RESERVED_TASK_FIELDS = (
-    "seed_examples",
-    "seed_datastore",
-    "data",
-    "formatter",
-    "runner_config",
-    "datastore",
-    "filters",
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
 )
 
 
-class RunnerConfig(BaseModel):
-    """How a task is run. Every field can be overridden from the CLI or an override file."""
+class Strict(BaseModel):
+    """A section whose every key is known: anything else is a typo, not a silent no-op."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """``true`` is not a count: YAML booleans only where a boolean is expected."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation in (int, float, int | None):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
+
+
+class RunnerConfig(Strict):
+    """How a task is run. Every field can be overridden from the CLI or an override file."""
 
     num_outputs_to_generate: int = Field(default=10, ge=1)
     seed_batch_size: int = Field(default=3, ge=0, description="seed examples given to each builder call")
@@ -52,17 +63,10 @@ class RunnerConfig(BaseModel):
     )
     seed: int | None = None
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """``true`` is not a count: YAML booleans only where a boolean is expected."""
-        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
-            raise ValueError(f"expected a number, got {str(value).lower()}")
-        return value
-
 
 class DatastoreConfig(BaseModel):
-    """Where a task's outputs go. Plugin datastores take extra keys."""
+    """Where a task's outputs go. A plugin datastore takes extra keys (its constructor's
+    arguments, checked against its signature when the task loads)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -70,11 +74,9 @@ class DatastoreConfig(BaseModel):
     output_data_format: Literal["jsonl", "parquet"] = "jsonl"
 
 
-class SeedDatastoreConfig(BaseModel):
-    """Where seed (or transformation input) records come from (files only, so every other
-    key is a typo: ``limt`` must not silently mean "no limit")."""
-
-    model_config = ConfigDict(extra="forbid")
+class DataSourceConfig(Strict):
+    """Where seed records (``seed_datastore``) or transformation input rows (``data``) come
+    from: files, globs or folders."""
 
     type: str = "default"
     data_path: str | list[str]
@@ -82,35 +84,139 @@ class SeedDatastoreConfig(BaseModel):
     limit: int | None = Field(default=None, ge=1)
 
 
-def validate_section(model: type[M], data: Any, doc: YamlDoc, *key: Any) -> M:
-    """Validate ``data`` (found at ``key`` in ``doc``) against ``model``; the first error
-    becomes a ConfigError with the line of the offending field."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise doc.error(f"expected a mapping, got {type(data).__name__}", *key)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        field_key = (*key, *loc)
-        if err["type"] == "extra_forbidden":
-            options = list(model.model_fields)
-            raise doc.error(
-                f"unknown key '{loc[-1]}'",
-                *field_key,
-                hint=did_you_mean(str(loc[-1]), options) or f"accepted: {', '.join(options)}",
-            ) from None
-        if err["type"] == "missing":
-            raise doc.error(f"missing required key '{loc[-1]}'", *field_key) from None
-        if err["type"] == "value_error":  # our own validators say what they got
-            raise doc.error(str(err["ctx"]["error"]), *field_key) from None
-        given = err.get("input")
-        raise doc.error(f"{err['msg'].lower()} (got {given!r})", *field_key) from None
+def _data_kind(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "records"
+    if isinstance(value, dict):
+        return "source"
+    return None
 
 
-def config_error_from(exc: Exception, doc: YamlDoc, *key: Any) -> ConfigError:
-    if isinstance(exc, ConfigError):
-        return exc.located(file=doc.path, line=doc.line_of(*key), field=".".join(map(str, key)) or None)
-    return doc.error(str(exc), *key)
+# ``data:`` is either inline rows or a data source; the tag picks the model, so an error
+# names what is wrong in the form the user chose instead of listing both alternatives
+InputData = Annotated[
+    Annotated[list[dict[str, Any]], Tag("records")] | Annotated[DataSourceConfig, Tag("source")],
+    Discriminator(
+        _data_kind,
+        custom_error_type="data_shape",
+        custom_error_message="'data' must be a list of records or a mapping such as {data_path: rows.jsonl}",
+    ),
+]
+UNION_TAGS = frozenset({"records", "source"})
+
+# a component: {type: <registered name>, ...} or {class_path: module:Class, init_args: {...}}
+ComponentSpec = dict[str, Any]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_task_name(name: str) -> str:
+    """A task name is a ``/``-separated path naming its output folder (the format's own
+    convention: ``core/simple/logical_reasoning/causal``). Each segment must be a plain
+    folder name, so the folder stays inside the output dir whatever the name says."""
+    if not name.strip():
+        raise ValueError("must be a non-empty string")
+    problem = None
+    if _CONTROL.search(name):
+        problem = "contains a control character"
+    elif "\\" in name or PureWindowsPath(name).drive:
+        problem = "contains a backslash or a drive (use '/' between segments)"
+    elif PurePosixPath(name).is_absolute():
+        problem = "is an absolute path"
+    else:
+        for segment in name.split("/"):
+            if segment in ("", ".", ".."):
+                shown = "an empty segment" if not segment else f"a '{segment}' segment"
+                problem = f"has {shown}"
+                break
+            if segment != segment.strip():
+                problem = f"has a segment with leading or trailing spaces ('{segment}')"
+                break
+    if problem:
+        raise ValueError(
+            f"task_name {name!r} {problem}; it names the output folder, so each '/'-separated "
+            "segment must be a plain folder name"
+        )
+    return name
+
+
+class TaskIdentity(BaseModel):
+    """The four mandatory keys of a task.yaml: what the index reads of every task file."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task_name: str
+    task_description: str
+    created_by: str
+    data_builder: str
+
+    @field_validator("task_description", "created_by", "data_builder", mode="before")
+    @classmethod
+    def _non_empty(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"must be a non-empty string (got {value!r})")
+        return value
+
+    @field_validator("task_name", mode="before")
+    @classmethod
+    def _safe_name(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a non-empty string (got {value!r})")
+        return check_task_name(value)
+
+
+class TaskFile(TaskIdentity):
+    """A task.yaml. The identity keys are mandatory; the reserved sections are typed here;
+    every other key is an argument of the task class's constructor (checked against its
+    signature by ``fms_dgt.config.components``)."""
+
+    seed_examples: list[dict[str, Any]] | None = None
+    seed_datastore: DataSourceConfig | None = None
+    data: InputData | None = None
+    formatter: ComponentSpec | None = None
+    filters: list[ComponentSpec] | None = None
+    runner_config: RunnerConfig = Field(default_factory=RunnerConfig)
+    datastore: DatastoreConfig = Field(default_factory=DatastoreConfig)
+
+    @classmethod
+    def reserved(cls) -> frozenset[str]:
+        """The sections the runtime handles (the rest are task-class arguments)."""
+        return frozenset(n for n, f in cls.model_fields.items() if not f.is_required())
+
+    def given(self) -> dict[str, Any]:
+        """The reserved sections the file sets, as checked objects."""
+        return {n: getattr(self, n) for n in self.model_fields_set if n in self.reserved()}
+
+    def extras(self) -> dict[str, Any]:
+        """The keys that are arguments of the task class."""
+        return dict(self.model_extra or {})
+
+
+class BuilderFile(Strict):
+    """A builder YAML, next to its ``generate.py``."""
+
+    name: str | None = None
+    description: str = ""
+    blocks: list[ComponentSpec] = Field(default_factory=list)
+    postprocessors: list[ComponentSpec] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class OverrideFile(Strict):
+    """The ``--config-path`` file: one place to retarget every task.
+
+    ``engines`` replaces every engine block of every builder; ``runner_config`` applies to
+    every task; ``builders.<name>`` is merged into that builder's YAML and ``tasks.<name>``
+    (or ``tasks."*"``) into the task.yaml, lists of named blocks merged by name."""
+
+    engines: ComponentSpec | None = None
+    runner_config: dict[str, Any] | None = None
+    builders: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("engines")
+    @classmethod
+    def _engine_kind(cls, value: Any) -> Any:
+        if value is not None and "type" not in value and "class_path" not in value:
+            raise ValueError("'engines' must be a mapping with 'type' (or 'class_path')")
+        return value

@@ -4,14 +4,12 @@ at ``file:line``.
 Safe by construction: only plain YAML types are built (no Python object tags); duplicate
 keys, recursive aliases, non-UTF-8 bytes and oversized files are config errors. ``!include
 other.yaml`` inlines another file (cycles are reported). ``${VAR}`` / ``${VAR:-default}``
-are left as written here and expanded by ``expand_env`` when the runtime builds objects, so
-the raw text (not the secret) is what reaches the task card.
+are left as written here and expanded by ``fms_dgt.config.env.expand_env`` when the runtime
+builds objects, so the raw text (not the secret) is what reaches the task card.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,37 +22,178 @@ MAX_YAML_BYTES = 5 * 1024 * 1024
 Key = tuple[Any, ...]
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-# values taken from the environment; redacted from logs and outputs
-SECRET_VALUES: set[str] = set()
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with our one extra tag, ``!include``, resolved by ``_Builder``.
+
+    A subclass, so registering the tag never changes ``yaml.SafeLoader`` itself: any other
+    ``yaml.safe_load`` in the process (a user's code, a library) behaves as PyYAML documents."""
 
 
 @dataclass
 class YamlDoc:
-    """A loaded YAML file: its data and the 1-based line of each key path."""
+    """A loaded YAML file: its data and the 1-based line of each key path.
+
+    After an override file is merged in (``overlay``), some key paths hold text written in
+    that other file: ``origins`` maps them to (file, line) there, so an error about such a
+    value names the file that set it, not the one it was merged into."""
 
     path: Path
     data: Any
     lines: dict[Key, int] = field(default_factory=dict)
+    origins: dict[Key, tuple[Path, int | None]] = field(default_factory=dict)
+
+    def locate(self, *keys: Any) -> tuple[Path, int | None]:
+        """(file, line) of the deepest known prefix of ``keys`` (so a bad nested value still
+        points near the right place)."""
+        for end in range(len(keys), -1, -1):
+            prefix = tuple(keys[:end])
+            origin = self.origins.get(prefix)
+            if origin is not None:
+                return origin
+            line = self.lines.get(prefix)
+            if line is not None:
+                return self.path, line
+        return self.path, None
 
     def line_of(self, *keys: Any) -> int | None:
-        """Line of the deepest known prefix of ``keys`` (so a bad nested value still points
-        near the right place)."""
-        for end in range(len(keys), -1, -1):
-            line = self.lines.get(tuple(keys[:end]))
-            if line is not None:
-                return line
-        return None
+        """Line of ``keys`` in this file (None when an override file set the value)."""
+        where, line = self.locate(*keys)
+        return line if where == self.path else None
 
     def error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
+        where, line = self.locate(*keys)
         return ConfigError(
-            message,
-            file=self.path,
-            line=self.line_of(*keys),
-            field=".".join(str(k) for k in keys) or None,
-            hint=hint,
+            message, file=where, line=line, field=".".join(str(k) for k in keys) or None, hint=hint
         )
+
+    def sub_error(self, err: ConfigError, *keys: Any) -> ConfigError:
+        """``err`` located at ``keys`` in this file where it has no location of its own."""
+        where, line = self.locate(*keys)
+        return err.located(file=where, line=line, field=".".join(str(k) for k in keys) or None)
+
+    def overlay(self, data: Any, source: YamlDoc | None, source_key: Key = (), at: Key = ()) -> YamlDoc:
+        """This document with ``data`` (found at ``source_key`` in ``source``) merged in at
+        ``at`` (see ``merge``); the merged-in values keep their own file and lines."""
+        origins = dict(self.origins)
+        base = _get(self.data, at)
+        merged_at = merge(base, data, at, source_key, source, origins)
+        return YamlDoc(self.path, _set(self.data, at, merged_at), self.lines, origins)
+
+
+# named lists (blocks of a builder, a task's filters): overrides merge into them by name
+NAMED_LISTS = frozenset({"blocks", "postprocessors", "filters"})
+
+
+def merge(
+    base: Any,
+    over: Any,
+    at: Key = (),
+    source_key: Key = (),
+    source: YamlDoc | None = None,
+    origins: dict[Key, tuple[Path, int | None]] | None = None,
+) -> Any:
+    """Deep-merge ``over`` into a copy of ``base``: mappings merge key by key; lists of
+    named blocks (``blocks``, ``postprocessors``, ``filters``) merge by ``name`` (see
+    ``_merge_named``); any other value replaces. Where ``source`` is given, every merged-in
+    path is recorded in ``origins`` with its file and line."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            sub, src = (*at, k), (*source_key, k)
+            if k in out and isinstance(v, dict) and isinstance(out[k], dict):
+                out[k] = merge(out[k], v, sub, src, source, origins)
+            elif k in NAMED_LISTS and _named(v) and _named(out.get(k)) and v:
+                out[k] = _merge_named(out[k], v, sub, src, source, origins)
+            else:
+                out[k] = v
+                _mark(v, sub, src, source, origins)
+        return out
+    _mark(over, at, source_key, source, origins)
+    return over
+
+
+def _named(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, dict) and "name" in x for x in value)
+
+
+def _merge_named(
+    base: list[dict[str, Any]],
+    over: list[dict[str, Any]],
+    at: Key,
+    source_key: Key,
+    source: YamlDoc | None,
+    origins: dict[Key, tuple[Path, int | None]] | None,
+) -> list[dict[str, Any]]:
+    """An entry whose ``name`` is already there is merged into it (a different ``type`` or
+    ``class_path`` replaces it whole; ``remove: true`` drops it); a new name is appended.
+    (An empty override list is not merged: it replaces, so ``postprocessors: []`` clears.)"""
+    out = [dict(x) for x in base]
+    index = {x["name"]: i for i, x in enumerate(out)}
+    for j, entry in enumerate(over):
+        i = index.get(entry["name"])
+        src = (*source_key, j)
+        if entry.get("remove") is True:
+            if i is not None:
+                out[i] = {}
+            continue
+        kind_changed = i is not None and any(
+            k in entry and entry[k] != out[i].get(k) for k in ("type", "class_path")
+        )
+        if i is None or kind_changed:
+            i = index[entry["name"]] = i if i is not None else len(out)
+            if i == len(out):
+                out.append(entry)
+            else:
+                out[i] = entry
+            _mark(entry, (*at, i), src, source, origins)
+        else:
+            out[i] = merge(out[i], entry, (*at, i), src, source, origins)
+    kept = [x for x in out if x]
+    if len(kept) != len(out) and origins is not None:  # removals shift later entries
+        _shift(origins, at, [i for i, x in enumerate(out) if x])
+    return kept
+
+
+def _shift(origins: dict[Key, tuple[Path, int | None]], at: Key, survivors: list[int]) -> None:
+    new_index = {old: new for new, old in enumerate(survivors)}
+    n = len(at)
+    for key in [k for k in origins if k[:n] == at and len(k) > n]:
+        value = origins.pop(key)
+        if key[n] in new_index:
+            origins[(*at, new_index[key[n]], *key[n + 1 :])] = value
+
+
+def _mark(
+    value: Any,
+    at: Key,
+    source_key: Key,
+    source: YamlDoc | None,
+    origins: dict[Key, tuple[Path, int | None]] | None,
+) -> None:
+    if source is None or origins is None:
+        return
+    origins[at] = source.locate(*source_key)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _mark(v, (*at, k), (*source_key, k), source, origins)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _mark(v, (*at, i), (*source_key, i), source, origins)
+
+
+def _get(data: Any, at: Key) -> Any:
+    for k in at:
+        data = data.get(k) if isinstance(data, dict) else None
+    return data
+
+
+def _set(data: Any, at: Key, value: Any) -> Any:
+    if not at:
+        return value
+    out = dict(data) if isinstance(data, dict) else {}
+    out[at[0]] = _set(out.get(at[0]), at[1:], value)
+    return out
 
 
 class _Builder:
@@ -63,7 +202,7 @@ class _Builder:
         self.stack = stack
         self.lines: dict[Key, int] = {}
         self._active: set[int] = set()
-        self._constructor = yaml.SafeLoader("")
+        self._constructor = _Loader("")
 
     def build(self, node: yaml.Node, key: Key) -> Any:
         self.lines.setdefault(key, node.start_mark.line + 1)
@@ -169,10 +308,6 @@ def _dotted(key: Key) -> str:
     return ".".join(str(k) for k in key)
 
 
-def _include_constructor(loader: yaml.SafeLoader, node: yaml.Node) -> Any:  # pragma: no cover
-    return node
-
-
 def load_yaml(path: str | Path, *, _stack: tuple[Path, ...] = ()) -> YamlDoc:
     """Load one YAML file safely, keeping key lines. Raises ConfigError on any problem."""
     path = Path(path)
@@ -210,7 +345,7 @@ def load_yaml(path: str | Path, *, _stack: tuple[Path, ...] = ()) -> YamlDoc:
             hint="save the file as UTF-8",
         ) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, path) from None
     except yaml.YAMLError as exc:
@@ -247,87 +382,3 @@ def _syntax_error(exc: yaml.MarkedYAMLError, path: Path) -> ConfigError:
         problem = f"{problem} ({exc.context} on line {context.line + 1})"
     hint = "indent with spaces; YAML does not allow tabs there" if "'\\t'" in problem else None
     return ConfigError(f"YAML syntax error: {problem}", file=path, line=line, hint=hint)
-
-
-def expand_env(value: Any, *, doc: YamlDoc | None = None, key: Key = ()) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in strings (recursively). A variable that is
-    unset and has no default is a config error naming the field. Expanded values are
-    remembered so logs and the task card can redact them."""
-    if isinstance(value, str):
-        return _expand_string(value, doc, key) if "${" in value else value
-    if isinstance(value, dict):
-        return {k: expand_env(v, doc=doc, key=(*key, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [expand_env(v, doc=doc, key=(*key, i)) for i, v in enumerate(value)]
-    return value
-
-
-def _expand_string(value: str, doc: YamlDoc | None, key: Key) -> str:
-    """Expand every ``${...}`` in ``value``; ``$${`` stands for a literal ``${``. Anything
-    else that starts with ``${`` is malformed and an error: left as it is, a typo such as
-    ``${API KEY}`` would silently send the literal text as a credential."""
-
-    def fail(msg: str, hint: str) -> ConfigError:
-        if doc is not None:
-            return doc.error(msg, *key, hint=hint)
-        return ConfigError(msg, field=_dotted(key) or None, hint=hint)
-
-    out: list[str] = []
-    pos = 0
-    while True:
-        start = value.find("${", pos)
-        if start < 0:
-            out.append(value[pos:])
-            return "".join(out)
-        if start > pos and value[start - 1] == "$":  # "$${": an escaped literal
-            out.append(value[pos : start - 1] + "${")
-            pos = start + 2
-            continue
-        out.append(value[pos:start])
-        match = _ENV.match(value, start)
-        if match is None:
-            end = value.find("}", start)
-            shown = value[start : end + 1] if 0 <= end - start < 60 else value[start : start + 20]
-            raise fail(
-                f"malformed environment reference '{shown}'",
-                "write ${NAME} or ${NAME:-default} (NAME: letters, digits, '_'), or $${ for a literal ${",
-            )
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            if os.environ[name]:
-                SECRET_VALUES.add(os.environ[name])
-            out.append(os.environ[name])
-        elif default is not None:
-            out.append(default)
-        else:
-            raise fail(
-                f"environment variable ${{{name}}} is not set",
-                f"export {name}=... or write ${{{name}:-default}}",
-            )
-        pos = match.end()
-
-
-def redact(text: str) -> str:
-    """Remove every environment-provided value from ``text``."""
-    for secret in SECRET_VALUES:
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-def redact_all(value: Any) -> Any:
-    """``value`` with ``redact`` applied to every string in it (dicts and lists walked).
-    For what the framework itself writes about a run (errors, reasons, requests), never
-    for generated records, whose text is the user's data."""
-    if not SECRET_VALUES:
-        return value
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact_all(k): redact_all(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact_all(v) for v in value]
-    return value
-
-
-yaml.add_constructor("!include", _include_constructor, Loader=yaml.SafeLoader)

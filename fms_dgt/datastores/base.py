@@ -1,7 +1,7 @@
 """The datastore contract: an append-only stream of record dicts with atomic rewrite.
 
 A task owns several stores (``data``, ``final_data``, ``rejected``, ``failed``, ...); each is
-one Datastore instance. ``save_data`` must make records durable against a process crash
+one Datastore instance, opened by role through ``fms_dgt.datastores.roles.TaskStores``. ``save_data`` must make records durable against a process crash
 before returning (write + flush; ``sync`` adds fsync), because the runtime counts a record
 as accepted only after that. ``replace`` swaps the whole content atomically, which is how
 postprocessed and final results are written without ever exposing a half-written file.
@@ -9,6 +9,7 @@ postprocessed and final results are written without ever exposing a half-written
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -16,11 +17,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-
-# The stores a task writes records to (besides ``postproc_data_<n>``, one per postprocessing
-# step); the last three are always jsonl, whatever the task's output format.
-RECORD_STORES = ("data", "final_data", "formatted_data", "rejected", "failed", "transform_progress")
-JSONL_ONLY_STORES = ("rejected", "failed", "transform_progress")
 
 
 class Datastore(ABC):
@@ -87,7 +83,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
@@ -97,11 +93,3 @@ def read_json(path: Path) -> Any | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True

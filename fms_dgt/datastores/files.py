@@ -85,6 +85,13 @@ def repair_jsonl(path: Path) -> int:
     return size - cut
 
 
+def _whole(line: bytes) -> bool:
+    try:
+        return isinstance(_loads(line), dict)
+    except ValueError:
+        return False
+
+
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Stream records; a torn final line is skipped with a warning, a corrupt middle line is
     an error naming the line."""
@@ -194,6 +201,20 @@ class FileDatastore(Datastore):
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def count(self) -> int:
+        if self.output_data_format != "jsonl":
+            return super().count()
+        if not self.path.exists():
+            return 0
+        n = 0
+        with open(self.path, "rb") as fh:  # one record per line, counted without parsing it
+            for line in fh:
+                if line.endswith(b"\n"):
+                    n += bool(line.strip())
+                elif line.strip():  # a last line without newline counts if it is whole
+                    n += _whole(line)
+        return n
 
     def clear(self) -> None:
         self.close()

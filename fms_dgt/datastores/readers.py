@@ -7,9 +7,13 @@ import glob
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fms_dgt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fms_dgt.config.schema import DataSourceConfig
+    from fms_dgt.config.yaml_loader import YamlDoc
 
 _LIST_KEYS = ("seed_examples", "data", "records", "examples")  # a mapping may hold its list here
 FORMATS = {
@@ -36,12 +40,6 @@ def expand_paths(patterns: str | list[str], base_dir: Path) -> list[Path]:
             )
         out.extend(Path(m) for m in matches)
     return out
-
-
-def read_records(path: Path, data_format: str | None = None) -> Iterator[dict[str, Any]]:
-    """Stream the records of one file."""
-    for _, record in read_located_records(path, data_format):
-        yield record
 
 
 def format_of(path: Path, data_format: str | None = None) -> str | None:
@@ -153,3 +151,45 @@ def _records_of(data: Any, path: Path) -> Iterator[dict[str, Any]]:
         if not isinstance(record, dict):
             raise ConfigError(f"record {i} is a {type(record).__name__}, expected a mapping", file=path)
         yield record
+
+
+def iter_source_records(
+    cfg: DataSourceConfig, base_dir: Path, doc: YamlDoc | None = None, key: str = "seed_datastore"
+) -> Iterator[tuple[Path, int | None, int, dict[str, Any]]]:
+    """``(file, line, index, record)`` for every record a data source names. A problem with
+    the source itself (unknown type, no matching file, unknown format) is reported at its
+    line in the task.yaml; a problem inside a data file at the file's own line."""
+
+    def at(err: ConfigError, *sub: str) -> ConfigError:
+        if doc is None:
+            return err.located(field=".".join((key, *sub)))
+        return doc.sub_error(err, key, *sub)
+
+    if cfg.type not in ("default", "file"):
+        raise at(
+            ConfigError(
+                f"unknown seed datastore type '{cfg.type}'",
+                hint="use 'default' (files: jsonl, json, yaml, csv, parquet)",
+            ),
+            "type",
+        )
+    try:
+        paths = expand_paths(cfg.data_path, base_dir)
+    except ConfigError as err:
+        raise at(err, "data_path") from None
+    for path in paths:
+        if format_of(path, cfg.data_format) is None:
+            raise at(
+                ConfigError(
+                    f"cannot tell the format of '{path.name}'",
+                    hint=f"name it *.jsonl, *.json, *.yaml, *.csv or *.parquet, or set {key}.data_format",
+                ),
+                "data_path",
+            )
+    n = 0
+    for path in paths:
+        for i, (line, raw) in enumerate(read_located_records(path, cfg.data_format)):
+            yield path, line, i, raw
+            n += 1
+            if cfg.limit is not None and n >= cfg.limit:
+                return

@@ -26,7 +26,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Protocol
 
 from fms_dgt.engines.structured import check_structured
-from fms_dgt.engines.types import Constraint, EngineStats, LMRequest, LMResult, SamplingParams
+from fms_dgt.engines.types import (
+    Constraint,
+    EngineStats,
+    LMRequest,
+    LMResult,
+    SamplingOptions,
+    SamplingParams,
+)
 from fms_dgt.errors import ConfigError, EngineError, EngineStartError, FatalEngineError, RetryableEngineError
 
 log = logging.getLogger("fms_dgt.engines")
@@ -83,7 +90,7 @@ class Engine(ABC):
         backoff_max: float = 30.0,
         max_parse_retries: int = 2,
         cache: bool | str = False,
-        sampling: dict[str, Any] | None = None,
+        sampling: SamplingOptions | None = None,
         **unused: Any,
     ) -> None:
         if unused:

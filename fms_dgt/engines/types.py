@@ -6,13 +6,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ConfigDict
+from typing_extensions import TypedDict
 
 
 @dataclass
 class SamplingParams:
-    """How to sample. Defaults are chosen for data generation (not vLLM's max_tokens=16)."""
+    """How to sample. Defaults are chosen for data generation (not vLLM's max_tokens=16).
+
+    A YAML ``sampling:`` section is a ``SamplingOptions`` mapping: some of these fields."""
 
     max_tokens: int = 512
     temperature: float = 0.7
@@ -23,6 +29,24 @@ class SamplingParams:
 
     def merged(self, **overrides: Any) -> SamplingParams:
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _options_type() -> Any:
+    """``SamplingParams``' fields as a TypedDict with every key optional, so a YAML
+    ``sampling:`` mapping is checked key by key (an unknown key such as ``temperture`` is an
+    error with a did-you-mean; a word for a number is an error) and stays a mapping of only
+    the keys given, which callers layer over their own defaults."""
+    from pydantic import with_config
+
+    hints = typing.get_type_hints(SamplingParams)
+    options = TypedDict("SamplingOptions", hints, total=False)  # type: ignore[operator]
+    return with_config(ConfigDict(extra="forbid"))(options)
+
+
+if TYPE_CHECKING:
+    SamplingOptions = dict[str, Any]
+else:
+    SamplingOptions = _options_type()
 
 
 @dataclass

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from fms_dgt import progress as progress_module
+from fms_dgt.config.overrides import Overrides
 from fms_dgt.engines.types import EngineStats
-from fms_dgt.factory import Overrides
 from fms_dgt.progress import Progress
 from fms_dgt.runtime import Runtime
 

@@ -180,7 +180,7 @@ def test_list_shows_everything():
     r = run_cli("--list", "--task-paths", str(REPO / "tasks"))
     assert r.returncode == 0, r.stderr
     for word in (
-        "logical_reasoning_causal",
+        "core/simple/logical_reasoning/causal",
         "answer_questions_example",
         "simple",
         "echo",
@@ -459,7 +459,7 @@ def test_formatting_a_complete_task_can_fail_without_a_traceback(tmp_path):
 
 
 def test_env_values_in_the_override_files_runner_config(tmp_path, monkeypatch):
-    from fms_dgt.overrides import load_override_file
+    from fms_dgt.config.overrides import load_override_file
 
     over = tmp_path / "ov.yaml"
     over.write_text("runner_config:\n  num_outputs_to_generate: ${DGT_TEST_N:-50}\n")

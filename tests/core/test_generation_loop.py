@@ -6,7 +6,7 @@ import time
 import pytest
 
 from fms_dgt.blocks.base import FilterBlock
-from fms_dgt.factory import Overrides
+from fms_dgt.config.overrides import Overrides
 from fms_dgt.registry import blocks
 from fms_dgt.runtime import Runtime
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from fms_dgt.factory import Overrides
+from fms_dgt.config.overrides import Overrides
 from fms_dgt.registry import datastores
 from fms_dgt.runtime import Runtime
 from tests.support.memory_store import TABLES

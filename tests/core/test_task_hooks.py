@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from fms_dgt.factory import Overrides
+from fms_dgt.config.overrides import Overrides
 from fms_dgt.runtime import Runtime
 
 from .helpers import FIXTURE_BUILDERS, read_jsonl, write_task

@@ -1,6 +1,7 @@
 import pytest
 
-from fms_dgt.config.yaml_loader import expand_env, load_yaml, redact
+from fms_dgt.config.env import expand_env, redact
+from fms_dgt.config.yaml_loader import load_yaml
 from fms_dgt.errors import ConfigError
 
 

@@ -35,7 +35,7 @@ def _results(task_dir: Path) -> dict:
 
 def test_generation_example(run) -> None:
     proc, out = run
-    task_dir = out / "logical_reasoning_causal"
+    task_dir = out / "core/simple/logical_reasoning/causal"
     final = read_jsonl(task_dir / "final_data.jsonl")
     assert len(final) == 5
     assert len({r["id"] for r in final}) == 5
@@ -57,7 +57,7 @@ def test_generation_example(run) -> None:
     assert results["requests"] == llm["requests"]
     assert results["tokens"] == {"prompt": llm["prompt_tokens"], "completion": llm["completion_tokens"]}
     # the summary table is printed at the end
-    assert "logical_reasoning_causal" in proc.stdout and "complete" in proc.stdout
+    assert "core/simple/logical_reasoning/causal" in proc.stdout and "complete" in proc.stdout
 
 
 def test_transformation_example(run) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from fms_dgt.config.overrides import Overrides
 from fms_dgt.engines.base import Engine
 from fms_dgt.engines.types import LMRequest, LMResult
 from fms_dgt.errors import ConfigError, EngineStartError, FatalEngineError, MissingDependencyError
-from fms_dgt.factory import Overrides
 from fms_dgt.runtime import Runtime
 from tests.core.helpers import FIXTURE_BUILDERS, write_task
 

@@ -125,7 +125,9 @@ def test_cli_run_with_a_server_that_cannot_start_fails_fast(tmp_path) -> None:
     assert "could not start: vLLM server exited" in proc.stderr and "last lines of" in proc.stderr
     assert "not-a-model" in proc.stderr  # vLLM's own words about the folder, from its log
     assert proc.stderr.count("could not start") == 1, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "logical_reasoning_causal" / "task_results.json").read_text())
+    results = json.loads(
+        (tmp_path / "core/simple/logical_reasoning/causal" / "task_results.json").read_text()
+    )
     assert results["status"] == "failed"
 
 

@@ -12,6 +12,7 @@ Everything the framework raises on purpose derives from ``DGTError``::
      │    └── FatalEngineError         cannot succeed by retrying (400, 401, 404)
      │         └── EngineStartError        the engine itself cannot start: its tasks stop
      ├── DatastoreError           reading or writing records failed
+     │    └── DiskFullError       the disk (or quota) is full: free space, run again
      ├── TaskLockedError          another process is running the same task
      └── StalledError             a task stopped making progress
 
@@ -182,6 +183,18 @@ class EngineStartError(FatalEngineError):
 
 class DatastoreError(DGTError):
     """Records could not be read or written."""
+
+
+class DiskFullError(DatastoreError):
+    """No space left where a store writes. Nothing accepted is lost (records count only
+    once written), so the way out is to free space and run the same command again."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"the disk is full: could not write {path}. Nothing accepted is lost; free some space "
+            "and run the same command again (it continues where this run stopped)"
+        )
 
 
 class TaskLockedError(DGTError):

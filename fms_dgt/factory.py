@@ -10,6 +10,7 @@ and every problem of a task is reported at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ class EnginePool:
 
     def __init__(self) -> None:
         self._engines: dict[str, Engine] = {}
+        # where each engine was configured, for errors found later (--validate's reachability)
+        self.sources: dict[int, tuple[YamlDoc | None, tuple[Any, ...]]] = {}
 
     def get(self, spec: dict[str, Any], doc: YamlDoc | None, key: tuple[Any, ...]) -> Engine:
         cls, kwargs = resolve_class(engines, spec, doc=doc, key=key)
@@ -46,7 +49,23 @@ class EnginePool:
         )
         if ident not in self._engines:
             self._engines[ident] = build_component(engines, spec, doc=doc, key=key)
+            self.sources[id(self._engines[ident])] = (doc, key)
         return self._engines[ident]
+
+    async def reachability_problems(self) -> list[ConfigError]:
+        """Engines whose server cannot be reached, each located where it was configured."""
+        engines_ = self.all()
+        found = await asyncio.gather(*(e.reachability_problem() for e in engines_))
+        out = []
+        for engine, problem in zip(engines_, found):
+            if problem is None:
+                continue
+            doc, key = self.sources.get(id(engine), (None, ()))
+            if doc is not None:
+                out.append(doc.error(problem, *key, "base_url"))
+            else:
+                out.append(ConfigError(problem, field="--base-url"))
+        return out
 
     def all(self) -> list[Engine]:
         return list(self._engines.values())

@@ -169,11 +169,18 @@ def _main(args: argparse.Namespace) -> int:
 def _validate(runtime: Any) -> int:
     """``--validate``: load and check every task, say which are fine, then report every
     problem of the others in one message (exit 2)."""
-    from fms_dgt.errors import ConfigError
+    import asyncio
 
+    from fms_dgt.errors import ConfigError, Problems
+
+    problems = Problems()
+    with problems.check():
+        runtime.prepare()
+    for err in asyncio.run(runtime.pool.reachability_problems()):
+        problems.add(err)
     problem: ConfigError | None = None
     try:
-        runtime.prepare()
+        problems.raise_if_any()
     except ConfigError as err:
         problem = err
     for pt in runtime.prepared:

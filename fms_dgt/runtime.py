@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,7 +28,15 @@ from fms_dgt.config.overrides import Overrides
 from fms_dgt.config.task_file import check_task
 from fms_dgt.config.yaml_loader import YamlDoc
 from fms_dgt.datastores.base import read_json, write_json_atomic
-from fms_dgt.errors import ConfigError, DGTError, Problems, StalledError, TaskLockedError
+from fms_dgt.errors import (
+    ConfigError,
+    DatastoreError,
+    DGTError,
+    DiskFullError,
+    Problems,
+    StalledError,
+    TaskLockedError,
+)
 from fms_dgt.factory import EnginePool, PreparedTask, build_builder, build_task
 from fms_dgt.index import (
     BuilderEntry,
@@ -41,6 +50,7 @@ from fms_dgt.ledger import Ledger
 from fms_dgt.progress import Progress
 from fms_dgt.registry import did_you_mean
 from fms_dgt.state import TaskLock, TaskState, load_state
+from fms_dgt.task import Task
 
 log = logging.getLogger("fms_dgt.run")
 
@@ -173,68 +183,82 @@ class Runtime:
         except TaskLockedError as exc:
             log.error("%s", exc)
             return Outcome(task.task_name, "locked", str(exc))
-        started = time.time()
+        except OSError as exc:  # the lock file itself cannot be written (a full disk, say)
+            return _store_failure(task.task_name, exc)
         try:
-            if self.restart:
-                _clear_task_dir(task.task_dir)
-                task.stores.clear(len(pt.postprocessors))
-            state = load_state(task.task_dir)
-            parts = self._parts(pt, state, executor)
-            runner = run_for(parts)
-            if state.status == "complete" and not self._extends(pt, runner, state):
-                log.info(
-                    "%s: already complete (%d records in %s); use --restart to start over",
-                    task.task_name,
-                    state.final_count,
-                    task.task_dir,
-                )
-                try:
-                    await self._catch_up_complete(pt, state, executor)
-                except Exception as exc:  # e.g. a formatter that fails on a record
-                    log.error("%s: formatting the complete task failed: %s", task.task_name, exc)
-                    return Outcome(task.task_name, "failed", f"formatting failed: {exc}")
-                return Outcome(
-                    task.task_name,
-                    "complete",
-                    "already complete",
-                    read_json(task.task_dir / "task_results.json") or {},
-                )
-            self._write_task_card(pt)
-            ledger = parts.ledger
-            ledger.carry_over(read_json(task.task_dir / "task_results.json") or {})
-            ledger.count_stored()
-            self._write_results(pt, runner, "running", started)
-            runner.on_checkpoint = lambda: self._write_results(pt, runner, "running", started)
-            status, message = "failed", ""
-            try:
-                status = await runner.run()
-            except StalledError as exc:
-                status, message = "stalled", str(exc)
-                log.error("%s", exc)
-            except asyncio.CancelledError:
-                phase = parts.finisher.active or (
-                    "generating"
-                    if ledger.engine_ok or ledger.last_engine_error
-                    else "waiting for the first model answer (engines starting)"
-                )
-                status, message = "interrupted", f"stopped by a signal while {phase}"
-                raise
-            except DGTError as exc:
-                status, message = "failed", str(exc)
-                log.error("%s: %s", task.task_name, exc)
-            except Exception as exc:  # a bug in user code or ours: keep other tasks running, say where
-                status, message = "failed", f"{type(exc).__name__}: {exc}"
-                log.exception("%s: unexpected error", task.task_name)
-            finally:
-                ledger.sync()
-                if status != "complete":
-                    state.status = status
-                    state.save(task.task_dir)
-                results = self._write_results(pt, runner, status, started, message)
-            return Outcome(task.task_name, status, message, results)
+            return await self._run_locked(pt, executor)
+        except DatastoreError as exc:  # writing the card or results (a full disk): the run ends here
+            return _store_failure(task.task_name, exc)
         finally:
-            task.stores.close()
+            _best_effort(
+                task.task_name, task.stores.close, quiet=True
+            )  # flushed already; a full disk is told
             lock.release()
+
+    async def _run_locked(self, pt: PreparedTask, executor: ThreadPoolExecutor) -> Outcome:
+        task = pt.task
+        started = time.time()
+        if self.restart:
+            _clear_task_dir(task.task_dir)
+            task.stores.clear(len(pt.postprocessors))
+        state = load_state(task.task_dir)
+        parts = self._parts(pt, state, executor)
+        runner = run_for(parts)
+        if state.status == "complete" and not self._extends(pt, runner, state):
+            log.info(
+                "%s: already complete (%d records in %s); use --restart to start over",
+                task.task_name,
+                state.final_count,
+                task.task_dir,
+            )
+            try:
+                await self._catch_up_complete(pt, state, executor)
+            except Exception as exc:  # e.g. a formatter that fails on a record
+                log.error("%s: formatting the complete task failed: %s", task.task_name, exc)
+                return Outcome(task.task_name, "failed", f"formatting failed: {exc}")
+            return Outcome(
+                task.task_name,
+                "complete",
+                "already complete",
+                read_json(task.task_dir / "task_results.json") or {},
+            )
+        self._write_task_card(pt)
+        ledger = parts.ledger
+        ledger.carry_over(read_json(task.task_dir / "task_results.json") or {})
+        ledger.count_stored()
+        self._write_results(pt, runner, "running", started)
+        runner.on_checkpoint = lambda: self._write_results(pt, runner, "running", started)
+        status, message = "failed", ""
+        disk_full = False
+        try:
+            status = await runner.run()
+        except StalledError as exc:
+            status, message = "stalled", str(exc)
+            log.error("%s", exc)
+        except asyncio.CancelledError:
+            phase = parts.finisher.active or (
+                "generating"
+                if ledger.engine_ok or ledger.last_engine_error
+                else "waiting for the first model answer (engines starting)"
+            )
+            status, message = "interrupted", f"stopped by a signal while {phase}"
+            raise
+        except DGTError as exc:
+            status, message, disk_full = "failed", str(exc), isinstance(exc, DiskFullError)
+            log.error("%s: %s", task.task_name, exc)
+        except Exception as exc:  # a bug in user code or ours: keep other tasks running, say where
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("%s: unexpected error", task.task_name)
+        finally:
+            # each step on its own: after a full disk, the ones that can still write do (and
+            # the full disk, already reported, is not reported once per file)
+            _best_effort(task.task_name, ledger.sync, quiet=disk_full)
+            if status != "complete":
+                state.status = status
+                _best_effort(task.task_name, lambda: state.save(task.task_dir), quiet=disk_full)
+            results = self._results(pt, runner, status, started, message)
+            _best_effort(task.task_name, lambda: self._store_results(task, results), quiet=disk_full)
+        return Outcome(task.task_name, status, message, results)
 
     def _extends(self, pt: PreparedTask, runner: TaskRun, state: TaskState) -> bool:
         """A complete task continues when it was asked for more since (a higher target, new
@@ -285,9 +309,19 @@ class Runtime:
     def _write_results(
         self, pt: PreparedTask, runner: TaskRun, status: str, started: float, message: str = ""
     ) -> dict[str, Any]:
+        results = self._results(pt, runner, status, started, message)
+        self._store_results(pt.task, results)
+        return results
+
+    def _store_results(self, task: Task, results: dict[str, Any]) -> None:
+        write_json_atomic(task.task_dir / "task_results.json", results)
+
+    def _results(
+        self, pt: PreparedTask, runner: TaskRun, status: str, started: float, message: str = ""
+    ) -> dict[str, Any]:
+        """task_results.json: status, times, counts, tokens per engine."""
         task = pt.task
-        path = task.task_dir / "task_results.json"
-        previous = read_json(path) or {}
+        previous = read_json(task.task_dir / "task_results.json") or {}
         ledger, state = runner.ledger, runner.state
         results = {
             "task_name": task.task_name,
@@ -305,7 +339,6 @@ class Runtime:
             results["message"] = redact(message)
         if previous.get("runs"):
             results["runs"] = previous["runs"]
-        write_json_atomic(path, results)
         return results
 
 
@@ -324,6 +357,22 @@ def check_output_dir(output_dir: Path) -> None:
             field=where,
             hint="choose a folder you can write in",
         )
+
+
+def _store_failure(task_name: str, exc: BaseException) -> Outcome:
+    message = str(exc) if isinstance(exc, DatastoreError) else f"cannot write in the task folder: {exc}"
+    log.error("%s: %s", task_name, message)
+    return Outcome(task_name, "failed", message)
+
+
+def _best_effort(task_name: str, step: Callable[[], Any], quiet: bool = False) -> Any:
+    """Run a bookkeeping step that must not hide the run's own outcome if it fails."""
+    try:
+        return step()
+    except (DatastoreError, OSError) as exc:
+        if not (quiet and isinstance(exc, DiskFullError)):
+            log.warning("%s: %s", task_name, exc)
+        return None
 
 
 TASK_FOLDER_MARKERS = ("task_results.json", "task_card.json", "state.json")

@@ -11,6 +11,7 @@ between writing the part and emptying the log never duplicates records.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fms_dgt.datastores.base import Datastore
+from fms_dgt.datastores.base import Datastore, writing
 from fms_dgt.errors import DatastoreError
 
 log = logging.getLogger("fms_dgt.datastores")
@@ -134,11 +135,14 @@ class JsonlFile:
             os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                with contextlib.suppress(OSError):  # a failed flush is reported above, once
+                    fh.close()
 
 
 def replace_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
@@ -183,10 +187,11 @@ class FileDatastore(Datastore):
         return str(self.path)
 
     def save_data(self, records: Sequence[dict[str, Any]]) -> None:
-        if self.output_data_format == "jsonl":
-            self._file.append(records)
-        else:
-            self._parquet.append(records)
+        with writing(self.path):
+            if self.output_data_format == "jsonl":
+                self._file.append(records)
+            else:
+                self._parquet.append(records)
 
     def load_data(self) -> Iterator[dict[str, Any]]:
         if self.output_data_format == "jsonl":
@@ -194,10 +199,11 @@ class FileDatastore(Datastore):
         return self._parquet.iter_records()
 
     def replace(self, records: Iterable[dict[str, Any]]) -> int:
-        if self.output_data_format == "jsonl":
-            self._file.close()
-            return replace_jsonl(self.path, records)
-        return self._parquet.replace(records)
+        with writing(self.path):
+            if self.output_data_format == "jsonl":
+                self._file.close()
+                return replace_jsonl(self.path, records)
+            return self._parquet.replace(records)
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -224,13 +230,15 @@ class FileDatastore(Datastore):
             self._parquet.clear()
 
     def sync(self) -> None:
-        if self.output_data_format == "jsonl":
-            self._file.sync()
-        else:
-            self._parquet.compact()
+        with writing(self.path):
+            if self.output_data_format == "jsonl":
+                self._file.sync()
+            else:
+                self._parquet.compact()
 
     def close(self) -> None:
-        if self.output_data_format == "jsonl":
-            self._file.close()
-        else:
-            self._parquet.compact()
+        with writing(self.path):
+            if self.output_data_format == "jsonl":
+                self._file.close()
+            else:
+                self._parquet.compact()

@@ -19,22 +19,22 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import random
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Protocol
 
-from fms_dgt.engines.structured import check_structured
+from fms_dgt.engines.cache import CachedResponses
+from fms_dgt.engines.loop import LoopThread
+from fms_dgt.engines.retry import RetryPolicy
 from fms_dgt.engines.types import (
-    Constraint,
     EngineStats,
     LMRequest,
     LMResult,
     SamplingOptions,
     SamplingParams,
 )
-from fms_dgt.errors import ConfigError, EngineError, EngineStartError, FatalEngineError, RetryableEngineError
+from fms_dgt.errors import ConfigError, EngineError, EngineStartError
 
 log = logging.getLogger("fms_dgt.engines")
 
@@ -58,19 +58,6 @@ def use_sink(sink: ResultSink | None) -> Iterator[None]:
         yield
     finally:
         _SINK.reset(token)
-
-
-class _LoopThread:
-    """A private event loop in a daemon thread, for engines used outside any running loop."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="dgt-engine-loop", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
 
 
 class Engine(ABC):
@@ -100,19 +87,21 @@ class Engine(ABC):
         self.model = model or ""
         self.name = name or self.kind
         self.max_concurrency = max_concurrency
-        self.max_retries = max_retries
         self.timeout = timeout
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_parse_retries = max_parse_retries
+        self.retry = RetryPolicy(
+            max_retries=max_retries,
+            timeout=timeout,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_parse_retries=max_parse_retries,
+        )
         self.default_params = SamplingParams(**(sampling or {}))
         self.stats = EngineStats()
         self._cache_setting = cache
-        self._cache: Any = None
-        self._occurrences: dict[str, int] = {}
+        self._cache: CachedResponses | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sem: asyncio.Semaphore | None = None
-        self._own_loop: _LoopThread | None = None
+        self._own_loop: LoopThread | None = None
         self._started = False
         self._start_lock: asyncio.Lock | None = None
         self._start_error: EngineStartError | ConfigError | None = None
@@ -204,11 +193,16 @@ class Engine(ABC):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "model": self.model}
 
+    async def reachability_problem(self) -> str | None:
+        """For ``--validate``: why the server this engine talks to cannot be used (None if
+        it can, or if there is nothing to reach before the engine starts)."""
+        return None
+
     # ---- internals --------------------------------------------------------------------
     def _private_loop(self) -> asyncio.AbstractEventLoop:
         with self._bind_lock:
             if self._own_loop is None:
-                self._own_loop = _LoopThread()
+                self._own_loop = LoopThread()
                 self._loop = None
             loop = self._own_loop.loop
             if self._loop is not loop:
@@ -249,109 +243,39 @@ class Engine(ABC):
                 if self._cache_setting and self._cache is None:
                     from fms_dgt.engines.cache import ResponseCache
 
-                    self._cache = ResponseCache.open(self._cache_setting)
+                    self._cache = CachedResponses(ResponseCache.open(self._cache_setting), self.kind)
                 self._started = True
-
-    def _cache_key(self, request: LMRequest) -> str:
-        base = request.cache_key(self.kind, self.model)
-        # the k-th identical request of a run is sample k: repeats are not collapsed
-        index = self._occurrences.get(base, 0)
-        self._occurrences[base] = index + 1
-        return f"{base}:{index}"
 
     async def _run(self, request: LMRequest, sink: ResultSink | None) -> LMResult:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.max_concurrency)
         await self._ensure_started()
-        key = self._cache_key(request) if self._cache is not None else None
-        if key is not None:
-            hit = self._cache.get(key)
+        cache = self._cache
+        key = cache.key(request, self.model) if cache is not None else None
+        if cache is not None and key is not None:
+            hit = cache.get(key)
             if hit is not None:
                 self.stats.cached += 1
                 hit.cached = True
                 if sink is not None:
                     sink.on_result(self, request, hit)
                 return hit
-        result = await self._attempts(request)
+        result = await self.retry.run(
+            self._generate_once, request, model=self.model, stats=self.stats, slot=self._slot
+        )
         self.stats.requests += 1
         self.stats.prompt_tokens += result.prompt_tokens
         self.stats.completion_tokens += result.completion_tokens
         if not result.ok:
             self.stats.failed += 1
             log.debug("%s: request failed after %d attempts: %s", self.name, result.attempts, result.error)
-        elif key is not None:
-            self._cache.put(key, result)
+        elif cache is not None and key is not None:
+            cache.put(key, result)
         if sink is not None:
             sink.on_result(self, request, result)
         return result
 
-    async def _attempts(self, request: LMRequest) -> LMResult:
-        """Send ``request`` until it succeeds or its budgets run out.
-
-        Two budgets: transport failures (errors, timeouts) up to ``max_retries``, with
-        backoff; structured output that does not parse or validate up to
-        ``max_parse_retries``, resent at once. ``attempts`` on the result counts every
-        request sent, so a failed record says how often the model was really asked."""
-        sent = transport_failures = parse_failures = 0
-        prompt_tokens = completion_tokens = 0
-        while True:
-            sent += 1
-            try:
-                async with self._sem:  # type: ignore[union-attr]
-                    result = await asyncio.wait_for(self._generate_once(request), self.timeout)
-            except asyncio.TimeoutError:
-                error: EngineError = RetryableEngineError(f"timed out after {self.timeout:g}s")
-            except FatalEngineError as exc:
-                return LMResult(
-                    error=f"{type(exc).__name__}: {exc}",
-                    attempts=sent,
-                    model=self.model,
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                )
-            except RetryableEngineError as exc:
-                error = exc
-            else:
-                prompt_tokens += result.prompt_tokens
-                completion_tokens += result.completion_tokens
-                problem = self._check_structured(request.constraint, result)
-                if problem is None:
-                    result.attempts = sent
-                    result.prompt_tokens, result.completion_tokens = prompt_tokens, completion_tokens
-                    result.model = result.model or self.model
-                    return result
-                parse_failures += 1
-                if parse_failures > self.max_parse_retries:
-                    return LMResult(
-                        error=f"invalid structured output: {problem}",
-                        attempts=sent,
-                        texts=[],
-                        model=self.model,
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
-                    )
-                self.stats.retries += 1  # resent at once: the server answered, the output was off
-                continue
-            transport_failures += 1
-            if transport_failures > self.max_retries:
-                return LMResult(
-                    error=f"{type(error).__name__}: {error}",
-                    attempts=sent,
-                    model=self.model,
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                )
-            self.stats.retries += 1
-            await asyncio.sleep(self._backoff(transport_failures, error.retry_after))
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-        delay *= random.uniform(0.5, 1.0)  # full jitter keeps retries from arriving in lockstep
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.backoff_max * 4))
-        return delay
-
-    @staticmethod
-    def _check_structured(constraint: Constraint | None, result: LMResult) -> str | None:
-        """Parse and validate constrained output; returns a problem description or None."""
-        return check_structured(constraint, result)
+    def _slot(self) -> asyncio.Semaphore:
+        """The engine's concurrency limit, held by each attempt while it runs."""
+        assert self._sem is not None
+        return self._sem

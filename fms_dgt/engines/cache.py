@@ -1,8 +1,8 @@
 """An on-disk response cache, so re-running a task does not pay for the same LLM calls twice.
 
-Keys are content addresses computed by ``Engine._cache_key`` (engine kind, model,
-messages/prompt, sampling parameters, constraint, seed and sample index); values are
-successful ``LMResult``s. Failures are never cached: a later run should try again.
+Keys are content addresses (``CachedResponses.key``: engine kind, model, messages/prompt,
+sampling parameters, constraint, seed and sample index); values are successful
+``LMResult``s. Failures are never cached: a later run should try again.
 
 Storage is one sqlite file in WAL mode, so readers never block the writer and several
 processes (two runs sharing a cache) and threads can use it at once; a busy timeout makes a
@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover
 
     _loads = json.loads
 
-from fms_dgt.engines.types import LMResult
+from fms_dgt.engines.types import LMRequest, LMResult
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value BLOB NOT NULL, created REAL NOT NULL)"
@@ -173,6 +173,34 @@ class ResponseCache:
             self.close()
         except Exception:
             pass
+
+
+class CachedResponses:
+    """An engine's view of the cache: keys requests by content and by occurrence.
+
+    The k-th identical request of a run is sample k, so repeats are not collapsed into one
+    answer (a builder asking the same prompt five times wants five samples), and a second
+    run of the same task finds its answers in the same order."""
+
+    def __init__(self, cache: ResponseCache, kind: str) -> None:
+        self.cache = cache
+        self.kind = kind
+        self._occurrences: dict[str, int] = {}
+
+    def key(self, request: LMRequest, model: str) -> str:
+        base = request.cache_key(self.kind, model)
+        index = self._occurrences.get(base, 0)
+        self._occurrences[base] = index + 1
+        return f"{base}:{index}"
+
+    def get(self, key: str) -> LMResult | None:
+        return self.cache.get(key)
+
+    def put(self, key: str, result: LMResult) -> None:
+        self.cache.put(key, result)
+
+    def close(self) -> None:
+        self.cache.close()
 
 
 def _encode(result: LMResult) -> bytes:

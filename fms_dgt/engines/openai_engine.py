@@ -1,216 +1,27 @@
 """``openai``: any OpenAI-compatible endpoint (OpenAI, a vLLM server, Ollama, llama.cpp).
 
-Two transports sit behind one tiny interface (``_Transport.post``/``get``/``aclose``):
-
-* ``fast`` (default): one pooled ``aiohttp`` session sized to ``max_concurrency`` and orjson.
-  Measured here against a loopback server, the official client costs ~2 ms of CPU per request
-  and httpx ~2.2 ms, aiohttp ~0.15 ms; a data generation run makes many thousands of
-  requests, so that difference is the framework's overhead budget (see docs/benchmarks.md).
-* ``openai``: the official ``AsyncOpenAI`` client, with its own retries disabled because the
-  ``Engine`` base retries (one retry policy, one set of counters).
-
-Both transports return the raw JSON body and raise ``RetryableEngineError`` (429, 5xx,
-timeouts, connection errors, invalid or truncated bodies; ``retry_after`` from the
-``Retry-After`` header) or ``FatalEngineError`` (other 4xx); one parser turns the body into
-an ``LMResult``, so the two paths cannot drift apart.
+The engine maps requests to chat/completions bodies and responses back to ``LMResult``s;
+the HTTP itself goes through one of the transports in ``engines/transports.py``.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
 import re
-import time
-from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from fms_dgt.engines.base import Engine
 from fms_dgt.engines.replicas import ReplicaSet
+from fms_dgt.engines.transports import CHAT_PATH, COMPLETIONS_PATH, TRANSPORTS, Transport, error_message
 from fms_dgt.engines.types import Constraint, LMRequest, LMResult
-from fms_dgt.errors import ConfigError, EngineError, FatalEngineError, RetryableEngineError
+from fms_dgt.errors import ConfigError, FatalEngineError, RetryableEngineError
 
 log = logging.getLogger("fms_dgt.engines.openai")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-CHAT_PATH = "/chat/completions"
-COMPLETIONS_PATH = "/completions"
-# statuses worth another attempt besides 5xx: timeout, conflict, too early, rate limit
-_RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 
-# ---- helpers shared by both transports ----------------------------------------------------
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP-date."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def status_error(status: int, headers: Mapping[str, str], body: bytes) -> EngineError:
-    """The exception for an HTTP error status: retryable for 408/409/425/429/5xx, else fatal."""
-    message = _error_message(body)
-    text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
-    if status >= 500 or status in _RETRYABLE_4XX:
-        return RetryableEngineError(text, status=status, retry_after=parse_retry_after(headers))
-    return FatalEngineError(text, status=status)
-
-
-def _error_message(body: bytes) -> str:
-    import orjson
-
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:200].decode("utf-8", "replace").strip()
-    err = data.get("error", data) if isinstance(data, dict) else data
-    if isinstance(err, dict):
-        err = err.get("message") or err.get("detail") or err
-    return str(err)[:300]
-
-
-def decode_body(body: bytes) -> dict[str, Any]:
-    """JSON object from a 2xx body; anything else is retryable (a proxy or server hiccup)."""
-    import orjson
-
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RetryableEngineError(f"invalid JSON in response ({exc}); {len(body)} bytes") from None
-    if not isinstance(data, dict):
-        raise RetryableEngineError(f"response is {type(data).__name__}, not a JSON object")
-    return data
-
-
-# ---- transports ---------------------------------------------------------------------------
-class _Transport:
-    """POST a JSON body to ``base_url + path`` and return the decoded JSON object."""
-
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def get(self, path: str) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        """Release pooled connections."""
-
-
-class _FastTransport(_Transport):
-    """aiohttp session + orjson; keep-alive pool sized to the engine's concurrency."""
-
-    def __init__(self, base_url: str, api_key: str | None, timeout: float, pool: int) -> None:
-        import aiohttp
-        import orjson
-
-        self._aiohttp = aiohttp
-        self._dumps = orjson.dumps
-        self._base = base_url.rstrip("/")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._session = aiohttp.ClientSession(
-            headers=headers,
-            connector=aiohttp.TCPConnector(limit=pool, keepalive_timeout=30),
-            timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
-            skip_auto_headers=("User-Agent",),
-        )
-        self._timeout = timeout
-
-    async def _request(self, method: str, path: str, data: bytes | None) -> dict[str, Any]:
-        aiohttp = self._aiohttp
-        try:
-            async with self._session.request(method, self._base + path, data=data) as resp:
-                body = await resp.read()
-                status = resp.status
-                if status >= 300:
-                    raise status_error(status, resp.headers, body)
-        except TimeoutError:
-            raise RetryableEngineError(f"no response within {self._timeout:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise RetryableEngineError(f"connection failed: {type(exc).__name__}: {exc}") from None
-        return decode_body(body)
-
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._request("POST", path, self._dumps(body))
-
-    async def get(self, path: str) -> dict[str, Any]:
-        return await self._request("GET", path, None)
-
-    async def aclose(self) -> None:
-        await self._session.close()
-
-
-class _OpenAITransport(_Transport):
-    """The official client; the body's non-core fields travel as ``extra_body``."""
-
-    def __init__(self, base_url: str, api_key: str | None, timeout: float, pool: int) -> None:
-        import openai
-
-        self._openai = openai
-        # local servers accept any key, but the client refuses to start without one
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "EMPTY", max_retries=0, timeout=timeout
-        )
-        self._timeout = timeout
-
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        extra = dict(body)
-        model = extra.pop("model")
-        openai = self._openai
-        try:
-            if path == CHAT_PATH:
-                create = self._client.chat.completions.with_raw_response.create
-                raw = await create(model=model, messages=extra.pop("messages"), extra_body=extra)
-            else:
-                create = self._client.completions.with_raw_response.create
-                raw = await create(model=model, prompt=extra.pop("prompt"), extra_body=extra)
-            data = raw.content
-        except openai.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.response.headers, exc.response.content) from None
-        except openai.APITimeoutError:
-            raise RetryableEngineError(f"no response within {self._timeout:g}s") from None
-        except openai.APIConnectionError as exc:
-            cause = exc.__cause__ or exc
-            raise RetryableEngineError(f"connection failed: {type(cause).__name__}: {cause}") from None
-        except Exception as exc:  # body read errors surface as the vendored httpx's own types
-            if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
-                raise RetryableEngineError(f"connection failed: {type(exc).__name__}: {exc}") from None
-            raise
-        return decode_body(data)
-
-    async def get(self, path: str) -> dict[str, Any]:
-        try:
-            page = await self._client.models.list()
-        except self._openai.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.response.headers, exc.response.content) from None
-        except self._openai.APIConnectionError as exc:
-            raise RetryableEngineError(f"connection failed: {exc}") from None
-        return {"data": [{"id": m.id} for m in page.data]}
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
-
-_TRANSPORTS: dict[str, type[_Transport]] = {"fast": _FastTransport, "openai": _OpenAITransport}
-
-
-# ---- the engine ---------------------------------------------------------------------------
 class OpenAIEngine(Engine):
     """An OpenAI-compatible HTTP endpoint.
 
@@ -252,7 +63,7 @@ class OpenAIEngine(Engine):
         super().__init__(model, **kwargs)
         if api not in ("chat", "completions"):
             raise ConfigError(f"unknown api '{api}'", field="api", hint="use 'chat' or 'completions'")
-        if transport not in _TRANSPORTS:
+        if transport not in TRANSPORTS:
             raise ConfigError(
                 f"unknown transport '{transport}'", field="transport", hint="use 'fast' or 'openai'"
             )
@@ -274,7 +85,7 @@ class OpenAIEngine(Engine):
         self.extra_body = dict(extra_body or {})
         self.max_tokens_field = max_tokens_field
         self.constraint_style = constraint_style
-        self._replicas: ReplicaSet[_Transport] | None = None
+        self._replicas: ReplicaSet[Transport] | None = None
         self._warned_n = False
 
     def describe(self) -> dict[str, Any]:
@@ -289,19 +100,68 @@ class OpenAIEngine(Engine):
 
     async def _start(self) -> None:
         # a re-bind to a new event loop discards a transport tied to the old one
-        cls = _TRANSPORTS[self.transport_name]
+        cls = TRANSPORTS[self.transport_name]
         self._replicas = ReplicaSet(
             [cls(url, self._api_key, self.request_timeout, self.max_concurrency) for url in self.base_urls]
         )
-        if not self.model:
-            try:
-                listing = await self._replicas.members[0].get("/models")
-                self.model = str(listing["data"][0]["id"])
-            except (EngineError, KeyError, IndexError, TypeError) as exc:
-                await self._close()  # the connection pools opened above, or they leak
+        try:
+            listings = [await self._probe(url, t) for url, t in zip(self.base_urls, self._replicas.members)]
+            if not self.model:
+                try:
+                    self.model = str(listings[0]["data"][0]["id"])  # type: ignore[index]
+                except (KeyError, IndexError, TypeError) as exc:
+                    raise FatalEngineError(
+                        f"no model configured and {self.base_url}/models did not name one ({exc!r})"
+                    ) from None
+        except BaseException:
+            await self._close()  # the connection pools opened above, or they leak
+            raise
+
+    async def _probe(self, url: str, transport: Transport) -> dict[str, Any] | None:
+        """Ask the server which models it serves before the first request: a server that
+        cannot be reached stops the run now (not after minutes of retries); a wrong path or
+        model name is said once, plainly, instead of only in failure records."""
+        try:
+            listing = await transport.get("/models")
+        except FatalEngineError as exc:
+            hint = ""
+            if exc.status == 404:
+                hint = " (OpenAI-compatible servers usually serve under /v1: is it missing from base_url?)"
+            elif exc.status in (401, 403):
+                hint = " (check the API key; api_key_env names the variable that holds it)"
+            log.warning("%s: %s/models answered %s%s", self.name, url, exc, hint)
+            return None
+        except RetryableEngineError as exc:
+            if "connection failed" in str(exc):
                 raise FatalEngineError(
-                    f"no model configured and {self.base_url}/models did not name one ({exc})"
+                    f"cannot reach {url}: {exc}. Is the server running, and are the host and port right?"
                 ) from None
+            log.warning("%s: %s/models did not answer (%s); trying requests anyway", self.name, url, exc)
+            return None
+        served = [str(m.get("id")) for m in listing.get("data") or [] if isinstance(m, dict)]
+        if self.model and served and self.model not in served:
+            log.warning(
+                "%s: model '%s' is not among the models %s serves (%s); requests may fail",
+                self.name,
+                self.model,
+                url,
+                ", ".join(served[:10]),
+            )
+        return listing
+
+    async def reachability_problem(self) -> str | None:
+        """For ``--validate``: why this engine's server cannot be used, or None. Opens and
+        closes its own connections (no model is asked anything)."""
+        cls = TRANSPORTS[self.transport_name]
+        for url in self.base_urls:
+            transport = cls(url, self._api_key, min(self.request_timeout, 10.0), 1)
+            try:
+                await self._probe(url, transport)
+            except FatalEngineError as exc:
+                return str(exc)
+            finally:
+                await transport.aclose()
+        return None
 
     async def _close(self) -> None:
         if self._replicas is not None:
@@ -371,9 +231,7 @@ class OpenAIEngine(Engine):
         """Texts, finish reasons, usage and model from a (chat) completion body."""
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise RetryableEngineError(
-                f"response has no choices: {_error_message(repr(data).encode())[:200]}"
-            )
+            raise RetryableEngineError(f"response has no choices: {error_message(repr(data).encode())[:200]}")
         if len(choices) > 1:
             choices = sorted(choices, key=lambda ch: ch.get("index", 0))
         texts: list[str] = []

@@ -196,6 +196,9 @@ class VLLMServerEngine(OpenAIEngine):
         info.update(replicas=self.replicas, base_url=None)
         return info
 
+    async def reachability_problem(self) -> str | None:
+        return None  # its servers exist only once a run starts them
+
     def _server_config(self) -> tuple[list[str], dict[str, str]]:
         """Arguments and environment every replica gets. Detecting a GPU imports torch, so
         this runs in a worker thread."""

@@ -9,6 +9,8 @@ import time
 
 import yaml
 
+from tests.support.fault_server import FaultServer
+
 from .helpers import FIXTURE_BUILDERS, REPO, read_jsonl, results, run_cli, write_task
 
 SCRIPTED = {"class_path": "tests.support.scripted_engine:ScriptedEngine"}
@@ -232,7 +234,28 @@ def test_engine_flag_group_switches_every_engine(tmp_path):
         "3",
         "--validate",
     )
-    assert r.returncode == 0, r.stderr
+    # --validate calls no model, but does ask whether the server is there: a dead port is
+    # found now, not after ten minutes of retries
+    assert r.returncode == 2 and "cannot reach http://127.0.0.1:9/v1" in r.stderr, r.stderr
+    assert "field '--base-url'" in r.stderr and "Traceback" not in r.stderr
+    with FaultServer() as srv:
+        r = run_cli(
+            "--task-paths",
+            str(tmp_path / "t"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--engine",
+            "openai",
+            "--model",
+            "fake",
+            "--base-url",
+            srv.url,
+            "--max-concurrency",
+            "3",
+            "--validate",
+        )
+        assert r.returncode == 0, r.stderr
+        assert srv.counts.get("requests", 0) == 0  # nothing generated
     r = run_cli(
         "--task-paths",
         str(tmp_path / "t"),
@@ -322,8 +345,13 @@ def test_api_key_env_flag_reaches_the_engine_and_the_secret_stays_out(tmp_path):
     r = run_cli(*cmd, *flags, "--api-key-env", "DGT_TEST_KEY_NOT_SET")
     assert r.returncode == 2 and "DGT_TEST_KEY_NOT_SET" in r.stderr and "Traceback" not in r.stderr
     r = run_cli(*cmd, *flags, "--api-key-env", "DGT_TEST_KEY", env={"DGT_TEST_KEY": "sk-planted-4242"})
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 2 and "cannot reach" in r.stderr, r.stderr  # the key was read; the port is dead
     assert "sk-planted-4242" not in r.stdout + r.stderr
+    with FaultServer() as srv:
+        flags = ("--engine", "openai", "--base-url", srv.url, "--model", "fake")
+        r = run_cli(*cmd, *flags, "--api-key-env", "DGT_TEST_KEY", env={"DGT_TEST_KEY": "sk-planted-4242"})
+        assert r.returncode == 0, r.stderr
+        assert "sk-planted-4242" not in r.stdout + r.stderr
 
 
 def test_dgt_console_script():

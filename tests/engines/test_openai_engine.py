@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from fms_dgt.engines import Constraint, LMRequest, LMResult, SamplingParams
-from fms_dgt.engines.openai_engine import OpenAIEngine, parse_retry_after, status_error
+from fms_dgt.engines.openai_engine import OpenAIEngine
+from fms_dgt.engines.transports import parse_retry_after, status_error
 from fms_dgt.errors import ConfigError, FatalEngineError, RetryableEngineError
 from fms_dgt.registry import engines
 

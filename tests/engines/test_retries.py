@@ -153,7 +153,7 @@ def test_backoff_grows_with_jitter(fault_server):
         nominal = 0.05 * 2 ** (k - 1)
         assert 0.5 * nominal - 0.01 <= gap <= nominal + 0.1, (k, gap)
     assert gaps[-1] > gaps[0] * 2
-    delays = [engine._backoff(3, None) for _ in range(200)]
+    delays = [engine.retry.backoff(3, None) for _ in range(200)]
     assert len(set(delays)) > 150 and statistics.pstdev(delays) > 0.01
     assert min(delays) >= 0.1 and max(delays) <= 0.2
 

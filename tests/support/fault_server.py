@@ -28,6 +28,8 @@ The server runs its own event loop in a daemon thread. For measurements where th
 CPU must not be counted, run it as a separate process: ``python tests/support/fault_server.py
 --port 0`` prints ``READY <url>`` on stdout once it listens.
 
+``GET .../models`` (what engines ask at start) is answered without faults and not counted.
+
 Outcomes (the keys of ``counts``): ``ok``, ``503``, ``429``, ``stall``, ``drop``,
 ``invalid_json``, ``truncated``, ``outage``, and any plain HTTP status used in a script
 (``"400"``, ``"401"``, ``"404"``, ...), which answers with that status and an OpenAI-style
@@ -277,6 +279,10 @@ class FaultServer:
     async def _serve(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/health", self._health)
+        # the model listing engines read at start is metadata, not a generation request: it
+        # is answered (or proxied) without faults and is not counted, so scripts and counts
+        # describe generation requests only
+        app.router.add_get("/{prefix:.*}models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=1.0
@@ -321,6 +327,10 @@ class FaultServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        status, payload, ctype = await self._answer(request, request.path, b"")
+        return web.Response(status=status, body=payload, content_type=ctype)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()

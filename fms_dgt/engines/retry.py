@@ -1,0 +1,120 @@
+"""How one request is tried until it succeeds or its budgets run out: the single retry
+policy every engine shares (so every backend retries, backs off and counts the same way).
+
+Two budgets: transport failures (errors, timeouts) up to ``max_retries``, with jittered
+exponential backoff that honours ``Retry-After``; structured output that does not parse or
+validate up to ``max_parse_retries``, resent at once (the server answered; the output was
+off). ``attempts`` on the result counts every request sent, so a failed record says how
+often the model was really asked. A request that never succeeded becomes an ``LMResult``
+with ``error`` set, never an exception and never ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from fms_dgt.engines.structured import check_structured
+from fms_dgt.engines.types import EngineStats, LMRequest, LMResult
+from fms_dgt.errors import EngineError, FatalEngineError, RetryableEngineError
+
+
+def failed_result(
+    error: str, *, attempts: int, model: str, prompt_tokens: int = 0, completion_tokens: int = 0
+) -> LMResult:
+    """The result of a request that failed for good (tokens spent on the way still count)."""
+    return LMResult(
+        error=error,
+        attempts=attempts,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Budgets and pacing of one request's attempts."""
+
+    max_retries: int = 4
+    timeout: float = 120.0
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_parse_retries: int = 2
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before transport retry number ``attempt`` (1-based)."""
+        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        delay *= random.uniform(0.5, 1.0)  # full jitter keeps retries from arriving in lockstep
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.backoff_max * 4))
+        return delay
+
+    async def run(
+        self,
+        send: Callable[[LMRequest], Awaitable[LMResult]],
+        request: LMRequest,
+        *,
+        model: str,
+        stats: EngineStats,
+        slot: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+    ) -> LMResult:
+        """Send ``request`` through ``send`` (one attempt, raising Retryable/Fatal engine
+        errors) until it succeeds or a budget runs out; ``stats.retries`` counts resends.
+        Each attempt holds a ``slot`` (the engine's concurrency limit) while it runs, and
+        the timeout counts from when it got one, not while it waited for it."""
+        sent = transport_failures = parse_failures = 0
+        prompt_tokens = completion_tokens = 0
+        slot = slot or contextlib.nullcontext
+        while True:
+            sent += 1
+            try:
+                async with slot():
+                    result = await asyncio.wait_for(send(request), self.timeout)
+            except asyncio.TimeoutError:
+                error: EngineError = RetryableEngineError(f"timed out after {self.timeout:g}s")
+            except FatalEngineError as exc:
+                return failed_result(
+                    f"{type(exc).__name__}: {exc}",
+                    attempts=sent,
+                    model=model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                )
+            except RetryableEngineError as exc:
+                error = exc
+            else:
+                prompt_tokens += result.prompt_tokens
+                completion_tokens += result.completion_tokens
+                problem = check_structured(request.constraint, result)
+                if problem is None:
+                    result.attempts = sent
+                    result.prompt_tokens, result.completion_tokens = prompt_tokens, completion_tokens
+                    result.model = result.model or model
+                    return result
+                parse_failures += 1
+                if parse_failures > self.max_parse_retries:
+                    return failed_result(
+                        f"invalid structured output: {problem}",
+                        attempts=sent,
+                        model=model,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                    )
+                stats.retries += 1
+                continue
+            transport_failures += 1
+            if transport_failures > self.max_retries:
+                return failed_result(
+                    f"{type(error).__name__}: {error}",
+                    attempts=sent,
+                    model=model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                )
+            stats.retries += 1
+            await asyncio.sleep(self.backoff(transport_failures, error.retry_after))

@@ -30,7 +30,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_full_disk_is_a_message_and_the_same_command_finishes(tmp_path: Path, small_disk: Path) -> None:
-    task = write_task(tmp_path / "t", runner_config={"num_outputs_to_generate": TARGET, "max_concurrent_calls": 8})
+    task = write_task(
+        tmp_path / "t", runner_config={"num_outputs_to_generate": TARGET, "max_concurrent_calls": 8}
+    )
     out = small_disk / "out"
     args = ("--task-paths", str(task), "--output-dir", str(out))
     first = run_cli(*args)

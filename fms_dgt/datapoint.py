@@ -113,8 +113,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return cls(_plain(v) for v in value)
     if isinstance(value, dict):
+        factory = getattr(value, "default_factory", None)
         if hasattr(cls, "default_factory"):  # defaultdict takes its factory first
-            out = cls(value.default_factory)
+            out = cls(factory)
             out.update((_plain(k), _plain(v)) for k, v in value.items())
             return out
         return cls((_plain(k), _plain(v)) for k, v in value.items())

@@ -92,6 +92,8 @@ class ConfigErrors(ConfigError):
     them in one round instead of one per run. Renders as one line per problem; the location
     attributes are those of the first problem."""
 
+    errors: list[ConfigError]
+
     def __init__(self, errors: list[ConfigError]) -> None:
         flat: list[ConfigError] = []
         for err in errors:

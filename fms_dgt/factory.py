@@ -226,8 +226,8 @@ def _override_engine(
         if flag is None:
             raise
         raise ConfigError(err.message, field=flag, hint=err.hint) from None
-    init_args = block.get("init_args") if isinstance(block.get("init_args"), dict) else {}
-    own = block.get("sampling", init_args.get("sampling")) or {}
+    init_args = block.get("init_args")
+    own = block.get("sampling", init_args.get("sampling") if isinstance(init_args, dict) else None) or {}
     if not own:
         return engine
     on_top = (overrides.engine or {}).get("sampling") or {}

@@ -10,14 +10,19 @@ import importlib
 import re
 import sys
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fms_dgt.config.builder_file import read_builder_name
 from fms_dgt.config.task_file import read_task_identity
 from fms_dgt.config.yaml_loader import YamlDoc
 from fms_dgt.errors import ConfigError, Problems, RegistryError
 from fms_dgt.registry import data_builders
+
+if TYPE_CHECKING:
+    from fms_dgt.builders.base import DataBuilder
 
 TASK_FILE_NAMES = ("task.yaml", "task.yml")
 
@@ -42,7 +47,7 @@ class BuilderEntry:
         return self.doc.path.parent
 
 
-def find_task_files(paths: list[str | Path]) -> list[Path]:
+def find_task_files(paths: Sequence[str | Path]) -> list[Path]:
     """Task files under ``paths`` (files taken as given, folders searched recursively)."""
     found: list[Path] = []
     seen: set[Path] = set()  # a file reached twice (a folder and a file in it) counts once
@@ -63,7 +68,7 @@ def find_task_files(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def index_tasks(paths: list[str | Path], problems: Problems | None = None) -> dict[str, TaskEntry]:
+def index_tasks(paths: Sequence[str | Path], problems: Problems | None = None) -> dict[str, TaskEntry]:
     """Every task file's identity, by task name. Names are unique, and no task's output folder
     may lie inside another's (``a/b`` and ``a/b/c``): a ``--restart`` of the outer task
     would delete the inner one's results. With ``problems``, a bad file is recorded there and
@@ -113,19 +118,19 @@ def index_builders(paths: list[Path]) -> dict[str, BuilderEntry]:
     return builders
 
 
-def import_builder(entry: BuilderEntry) -> type:
+def import_builder(entry: BuilderEntry) -> type[DataBuilder]:
     """Import the builder's folder as package ``dgt_builders.<folder>`` (so relative imports
     between its generate.py and task.py work) and return the registered class."""
     if entry.name not in data_builders:
         root = sys.modules.get("dgt_builders")
         if root is None:
             root = types.ModuleType("dgt_builders")
-            root.__path__ = []  # type: ignore[attr-defined]
+            root.__path__ = []
             sys.modules["dgt_builders"] = root
         pkg_name = f"dgt_builders.{_safe(entry.folder.name)}"
         if pkg_name not in sys.modules:
             pkg = types.ModuleType(pkg_name)
-            pkg.__path__ = [str(entry.folder)]  # type: ignore[attr-defined]
+            pkg.__path__ = [str(entry.folder)]
             sys.modules[pkg_name] = pkg
         # generate.py first, then every other module of the folder, so blocks (and tasks)
         # defined beside the builder register whether or not generate.py imports them

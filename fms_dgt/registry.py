@@ -11,9 +11,16 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from fms_dgt.errors import MissingDependencyError, RegistryError
+
+if TYPE_CHECKING:  # the kinds of things registered (imported for types only: no cycles)
+    from fms_dgt.blocks.base import Block
+    from fms_dgt.builders.base import DataBuilder
+    from fms_dgt.datastores.base import Datastore
+    from fms_dgt.engines.base import Engine
+    from fms_dgt.formatters.base import Formatter
 
 T = TypeVar("T")
 
@@ -134,11 +141,11 @@ def _describe(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
 
 
-data_builders: Registry[Any] = Registry("data builder")
-blocks: Registry[Any] = Registry("block")
-engines: Registry[Any] = Registry("engine")
-datastores: Registry[Any] = Registry("datastore")
-formatters: Registry[Any] = Registry("formatter")
+data_builders: Registry[type[DataBuilder]] = Registry("data builder")
+blocks: Registry[type[Block]] = Registry("block")
+engines: Registry[type[Engine]] = Registry("engine")
+datastores: Registry[type[Datastore]] = Registry("datastore")
+formatters: Registry[type[Formatter]] = Registry("formatter")
 
 ALL: dict[str, Registry[Any]] = {
     "data_builders": data_builders,
@@ -148,22 +155,28 @@ ALL: dict[str, Registry[Any]] = {
     "formatters": formatters,
 }
 
-
-def register_data_builder(name: str, *aliases: str) -> Callable[[T], T]:
-    return data_builders.register(name, *aliases)
-
-
-def register_block(name: str, *aliases: str) -> Callable[[T], T]:
-    return blocks.register(name, *aliases)
+BuilderT = TypeVar("BuilderT", bound="type[DataBuilder]")
+BlockT = TypeVar("BlockT", bound="type[Block]")
+EngineT = TypeVar("EngineT", bound="type[Engine]")
+DatastoreT = TypeVar("DatastoreT", bound="type[Datastore]")
+FormatterT = TypeVar("FormatterT", bound="type[Formatter]")
 
 
-def register_engine(name: str, *aliases: str) -> Callable[[T], T]:
-    return engines.register(name, *aliases)
+def register_data_builder(name: str, *aliases: str) -> Callable[[BuilderT], BuilderT]:
+    return data_builders.register(name, *aliases)  # type: ignore[return-value]
 
 
-def register_datastore(name: str, *aliases: str) -> Callable[[T], T]:
-    return datastores.register(name, *aliases)
+def register_block(name: str, *aliases: str) -> Callable[[BlockT], BlockT]:
+    return blocks.register(name, *aliases)  # type: ignore[return-value]
 
 
-def register_formatter(name: str, *aliases: str) -> Callable[[T], T]:
-    return formatters.register(name, *aliases)
+def register_engine(name: str, *aliases: str) -> Callable[[EngineT], EngineT]:
+    return engines.register(name, *aliases)  # type: ignore[return-value]
+
+
+def register_datastore(name: str, *aliases: str) -> Callable[[DatastoreT], DatastoreT]:
+    return datastores.register(name, *aliases)  # type: ignore[return-value]
+
+
+def register_formatter(name: str, *aliases: str) -> Callable[[FormatterT], FormatterT]:
+    return formatters.register(name, *aliases)  # type: ignore[return-value]

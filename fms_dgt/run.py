@@ -322,8 +322,9 @@ def _overrides(args: argparse.Namespace) -> Any:
             )
         # flags win over the override file's engines section, key by key, when both name the
         # same engine type (so the file can carry timeouts and retries for a --engine run)
-        same_type = bool(ov.engine) and ov.engine.get("type") == engine["type"]
-        ov.engine = {**ov.engine, **engine} if same_type else engine
+        file_engine = ov.engine or {}
+        same_type = file_engine.get("type") == engine["type"]
+        ov.engine = {**file_engine, **engine} if same_type else engine
         ov.engine_from_file = same_type
         ov.engine_flags = {key: "--" + flag.replace("_", "-") for flag, key in ENGINE_FLAGS.items()}
     return ov

@@ -19,17 +19,21 @@ TEMPLATE_HASH = hashlib.sha1(_TEMPLATE_SOURCE.encode()).hexdigest()[:12]
 
 
 def _words(min_words: int, char: str) -> str:
-    """A capitalised run of at least ``min_words`` space-separated words of ``char`` (which
-    must exclude the space, so a string splits one way only: Python's regex engine checks
-    every record against this and must not backtrack exponentially on a near miss). Spelled
-    out word by word: xgrammar fails to compile bounded repeats like ``{15,300}``."""
-    return f"[A-Z]{char}*{f'[ ]{char}*' * (min_words - 1)}([ ]{char}*)*"
+    """A run of at least ``min_words`` space-separated words of ``char`` starting with a capital
+    letter or a digit (``char`` must not match a space, so a string splits one way only:
+    Python's regex engine checks every record against this and must not backtrack
+    exponentially on a near miss). Spelled out word by word: xgrammar fails to compile
+    bounded repeats like ``{15,300}``."""
+    return f"[A-Z0-9]{char}*{f'[ ]{char}*' * (min_words - 1)}([ ]{char}*)*"
 
 
-# no quotes, backslashes, newlines (nothing to escape); no "?" inside a question and no ":"
-# (small models copy the prompt's "Question:" label into the question)
-_Q_CHAR = r'[^ "\\?:\n]'
-_A_CHAR = r'[^ "\\?.!\n]'  # nothing to escape and no sentence end inside a sentence
+# Inside a question: no quotes, backslashes or newlines (nothing to escape), no "?" before
+# the end, and ":" only between digits ("10:30": small models otherwise copy the prompt's
+# "Question:" label into the question). Inside an answer sentence: no sentence end, but "."
+# between digits ("3.5", "0.62"). Each alternative starts with a different character, so a
+# text still matches one way only.
+_Q_CHAR = r'([^ "\\?:\n]|:[0-9])'
+_A_CHAR = r'([^ "\\?.!\n]|[.][0-9])'
 _LONG, _SHORT = f"{_words(3, _A_CHAR)}[.!]", f"{_words(1, _A_CHAR)}[.!]"  # sentences
 # The patterns steer constrained decoding toward what the builder's filters accept: a
 # question of five words or more ending at its first "?", and an answer of one or two

@@ -11,7 +11,7 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from fms_dgt.builders.base import DataBuilder
 from fms_dgt.engines.base import Engine, use_sink
@@ -46,7 +46,7 @@ async def call_builder(
     try:
         with use_sink(sink or ledger):
             if builder.is_async:
-                outputs = await builder(request_idx, inputs)
+                outputs = await cast(Awaitable[list[Any]], builder(request_idx, inputs))
             else:
                 ctx = contextvars.copy_context()
                 loop = asyncio.get_running_loop()

@@ -60,7 +60,7 @@ class TaskRun:
         self._last_checkpoint = time.monotonic()
         # called after each state checkpoint (the runtime refreshes task_results with it, so
         # a run killed without warning still leaves its requests and tokens counted)
-        self.on_checkpoint: Callable[[], None] | None = None
+        self.on_checkpoint: Callable[[], object] | None = None
 
     async def run(self) -> str:
         """Drive the task to its end; returns the final status (``complete``)."""

@@ -80,11 +80,11 @@ class TransformationRun(TaskRun):
         have: Counter[int | None] = Counter()
         self.known_starts = {s: c for c, (s, _, _) in expected.items()}
         for record in data.load_data():
-            chunk = _chunk_of(record)
-            have[chunk] += 1
+            of = _chunk_of(record)
+            have[of] += 1
             row = (record.get("lineage") or {}).get("row")
-            if chunk is not None and isinstance(row, int):
-                self.known_starts.setdefault(row, chunk)
+            if of is not None and isinstance(row, int) and not isinstance(row, bool):
+                self.known_starts.setdefault(row, of)
         self.done = {c: (s, n) for c, (s, n, k) in expected.items() if have.get(c, 0) == k}
         self.next_chunk = max([*expected, *(c for c in have if c is not None), -1]) + 1
         self._lost = len(expected) - len(self.done)

@@ -93,7 +93,7 @@ def signature_of(cls: type) -> Signature:
         model = create_model(f"{cls.__name__}Args", __base__=base, **fields)
     except Exception:  # an annotation pydantic cannot check: names only
         loose = {attrs[n]: (Annotated[Any, Field(alias=n)], None) for n in params}
-        model = create_model(f"{cls.__name__}Args", __base__=base, **loose)
+        model = create_model(f"{cls.__name__}Args", __base__=base, **loose)  # type: ignore[call-overload]
     required = frozenset(n for n, (_, req) in params.items() if req)
     return Signature(model, frozenset(params), required, open_ended, attrs)
 

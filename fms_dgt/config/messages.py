@@ -53,8 +53,8 @@ def errors_from(exc: ValidationError, root: Any, data: Any, doc: YamlDoc | None,
             continue
         parent, name = loc[:-1], str(loc[-1])
         siblings = _at(data, parent)
-        options = set(options_at(root, parent))
-        strays = [k for k in (siblings or {}) if isinstance(k, str) and k not in options]
+        accepted = set(options_at(root, parent))
+        strays = [k for k in (siblings or {}) if isinstance(k, str) and k not in accepted]
         close = difflib.get_close_matches(name, strays, n=1, cutoff=0.6)
         if close:
             stray = (*parent, close[0])
@@ -73,8 +73,9 @@ def errors_from(exc: ValidationError, root: Any, data: Any, doc: YamlDoc | None,
         if kind == "extra_forbidden":
             options = options_at(root, loc[:-1])
             name = str(loc[-1])
-            hint = did_you_mean(name, options) or (f"accepted: {', '.join(options)}" if options else None)
-            out.append(_error(doc, (*key, *loc), f"unknown key '{name}'", hint))
+            close_key = did_you_mean(name, options)
+            accepted_keys = f"accepted: {', '.join(options)}" if options else None
+            out.append(_error(doc, (*key, *loc), f"unknown key '{name}'", close_key or accepted_keys))
         elif kind == "value_error":  # our own validators say what they got
             out.append(_error(doc, (*key, *loc), str(err["ctx"]["error"])))
         elif kind == "data_shape":

@@ -66,8 +66,16 @@ def check_task(doc: YamlDoc, task_cls: type, overrides: Overrides) -> TaskConfig
     for section in _EXPANDED_FIRST:
         if isinstance(data.get(section), dict):
             data[section] = expand_env(data[section], doc=doc, key=(section,))
-    file = validated(TaskFile, data, doc)
     problems = Problems()
+    file: TaskFile | None = None
+    with problems.check():
+        file = validated(TaskFile, data, doc)
+    if file is None:  # the task-class keys are still checked, so every problem is said at once
+        extras = {k: v for k, v in data.items() if k not in TaskFile.model_fields}
+        with problems.check():
+            _check_class_args(task_cls, expand_env(extras, doc=doc), doc)
+        problems.raise_if_any()
+    assert file is not None
     accepted = signature_of(task_cls).names
     for section in sorted(file.given()):
         if section not in accepted:
@@ -80,23 +88,25 @@ def check_task(doc: YamlDoc, task_cls: type, overrides: Overrides) -> TaskConfig
     kwargs["runner_config"] = file.runner_config.model_copy(update=overrides.runner)
     kwargs["datastore"] = file.datastore
     with problems.check():
-        extras = expand_env(file.extras(), doc=doc)
-        reserved = TaskFile.reserved() | TaskIdentity.model_fields.keys() | RUNTIME_TASK_ARGS
-        kwargs.update(
-            check_args(
-                task_cls,
-                extras,
-                doc=doc,
-                key=(),
-                what="this task's class",
-                reserved=reserved,
-                also=sorted(TaskFile.reserved()),  # a misspelled section is the likelier mistake
-            )
-        )
+        kwargs.update(_check_class_args(task_cls, expand_env(file.extras(), doc=doc), doc))
     with problems.check():
         check_datastore(file.datastore, doc)
     problems.raise_if_any()
     return TaskConfig(doc, file, task_cls, kwargs)
+
+
+def _check_class_args(task_cls: type, extras: dict[str, Any], doc: YamlDoc) -> dict[str, Any]:
+    """The keys that are neither identity nor sections, checked against the task class."""
+    reserved = TaskFile.reserved() | TaskIdentity.model_fields.keys() | RUNTIME_TASK_ARGS
+    return check_args(
+        task_cls,
+        extras,
+        doc=doc,
+        key=(),
+        what="this task's class",
+        reserved=reserved,
+        also=sorted(TaskFile.reserved()),  # a misspelled section is the likelier mistake
+    )
 
 
 def _unaccepted_section(section: str, task_cls: type, doc: YamlDoc) -> ConfigError:

@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - orjson is optional
     def _dumps(obj: Any) -> bytes:
         return json.dumps(obj, ensure_ascii=False, default=str).encode()
 
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]
 
 
 def encode_lines(records: Sequence[dict[str, Any]]) -> bytes:

@@ -29,10 +29,10 @@ try:  # orjson is faster, but the cache also serves engines installed without th
 except ImportError:  # pragma: no cover
     import json
 
-    def _dumps(obj: Any) -> bytes:
+    def _dumps(obj: Any) -> bytes:  # type: ignore[misc]
         return json.dumps(obj, ensure_ascii=False).encode()
 
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]
 
 from fms_dgt.engines.types import LMRequest, LMResult
 

@@ -171,7 +171,7 @@ def _convert(gguf: Path, target: Path) -> None:
             str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
         )
         # the weights are plain tensors now; a leftover quantizer would make vLLM expect GGUF
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(str(tmp), safe_serialization=True)

@@ -20,7 +20,7 @@ from fms_dgt.engines.types import Constraint, LMResult
 try:
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - orjson comes with the openai extra
-    _fast_loads = json.loads
+    _fast_loads = json.loads  # type: ignore[assignment]
 
 _CACHE_SIZE = 256
 _by_id: dict[int, tuple[dict[str, Any], Any]] = {}

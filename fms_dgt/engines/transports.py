@@ -88,7 +88,13 @@ def decode_body(body: bytes) -> dict[str, Any]:
 
 
 class Transport:
-    """POST a JSON body to ``base_url + path`` and return the decoded JSON object."""
+    """POST a JSON body to ``base_url + path`` and return the decoded JSON object.
+
+    Built with the API root, the key (None: none sent), the timeout of one attempt and the
+    number of pooled connections."""
+
+    def __init__(self, base_url: str, api_key: str | None, timeout: float, pool: int) -> None:
+        self.base_url = base_url
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
@@ -163,11 +169,12 @@ class _OpenAITransport(Transport):
         model = extra.pop("model")
         openai = self._openai
         try:
+            client: Any = self._client  # the body is already in the wire format: no typed overloads
             if path == CHAT_PATH:
-                create = self._client.chat.completions.with_raw_response.create
+                create = client.chat.completions.with_raw_response.create
                 raw = await create(model=model, messages=extra.pop("messages"), extra_body=extra)
             else:
-                create = self._client.completions.with_raw_response.create
+                create = client.completions.with_raw_response.create
                 raw = await create(model=model, prompt=extra.pop("prompt"), extra_body=extra)
             data = raw.content
         except openai.APIStatusError as exc:

@@ -39,7 +39,7 @@ def _options_type() -> Any:
     from pydantic import with_config
 
     hints = typing.get_type_hints(SamplingParams)
-    options = TypedDict("SamplingOptions", hints, total=False)  # type: ignore[operator]
+    options = TypedDict("SamplingOptions", hints, total=False)  # type: ignore[misc]
     return with_config(ConfigDict(extra="forbid"))(options)
 
 

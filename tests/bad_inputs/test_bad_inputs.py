@@ -91,13 +91,32 @@ def test_bad_input_through_the_real_cli(name: str, tmp_path: Path) -> None:
     _check(name, r.returncode, r.stderr, folder, expected)
 
 
-def test_cases_are_not_modified_by_a_run(tmp_path: Path) -> None:
-    """Validation must never write next to the inputs (no caches, no temp files)."""
-    before = sorted(str(p.relative_to(CASES)) for p in CASES.rglob("*") if "__pycache__" not in p.parts)
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def test_validation_writes_nothing_next_to_the_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--validate over every case (from a copy, so the check sees only what validation did)
+    leaves each case folder byte for byte as it was: no caches, temp files or outputs."""
     copy = tmp_path / "cases"
-    shutil.copytree(CASES, copy)
-    after = sorted(str(p.relative_to(CASES)) for p in CASES.rglob("*") if "__pycache__" not in p.parts)
-    assert before == after
+    shutil.copytree(CASES, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = _snapshot(copy)
+    assert len(before) >= len(ALL) * 2
+    for name in ALL:
+        expected = yaml.safe_load((copy / name / "expected.yaml").read_text())
+        if expected.get("make"):
+            continue
+        status = main(_argv(copy / name, expected, tmp_path / "out"))
+        assert status == 2, name
+    capsys.readouterr()
+    assert _snapshot(copy) == before
+    assert not (tmp_path / "out").exists()
 
 
 def _env() -> dict[str, str]:

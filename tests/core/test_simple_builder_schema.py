@@ -39,10 +39,30 @@ def test_seed_examples_fit_the_schema() -> None:
         ("Why is the road wet this morning?", "Rain."),  # too short an answer
         ("Why is the road wet this morning?", "It rained. Then it dried. Then it rained again."),
         ("Why is the road wet this morning?", 'It said "rain" all day.'),
+        ("Why is the road wet at 10: this morning?", "It rained earlier today."),  # ":" not between digits
     ],
 )
 def test_echoes_and_fragments_are_refused(question: str, answer: str) -> None:
     assert not _valid(question, answer)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("How do you convert 3.5 km into miles exactly?", "To convert 3.5 km, multiply by 0.62."),
+        (
+            "The train left at 10:30 and arrived at 12:15; how long was the trip?",
+            "It took 1 hour and 45 minutes.",
+        ),
+        (
+            "15 men build a wall in 3 days; how long would 5 men take?",
+            "It takes 9 days. Fewer men work longer.",
+        ),
+    ],
+)
+def test_numbers_decimals_and_times_are_allowed(question: str, answer: str) -> None:
+    """Numeric topics must not come out cut ("To convert 3. Fifteen men ...")."""
+    assert _valid(question, answer)
 
 
 def test_near_misses_validate_quickly() -> None:

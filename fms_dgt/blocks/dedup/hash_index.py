@@ -170,7 +170,9 @@ class HashIndex:
             if ids:
                 found.update(ids)
         parts = self._sorted_parts()
-        q = np.array(keys, dtype=np.int64) if parts else None
+        if not parts:
+            return found
+        q = np.array(keys, dtype=np.int64)
         for arr, arr_ids in parts:
             lo = np.searchsorted(arr, q)
             hit = np.flatnonzero(lo < len(arr))

@@ -125,8 +125,8 @@ def choose_bands(threshold: float, num_perm: int, fn_weight: float = 0.5) -> tup
     for bands in range(1, num_perm + 1):
         rows = num_perm // bands
         p = 1.0 - (1.0 - s**rows) ** bands
-        fp = np.trapezoid(p[below], s[below]) if below.sum() > 1 else 0.0
-        fn = np.trapezoid(1.0 - p[above], s[above]) if above.sum() > 1 else 0.0
+        fp = float(np.trapezoid(p[below], s[below])) if below.sum() > 1 else 0.0
+        fn = float(np.trapezoid(1.0 - p[above], s[above])) if above.sum() > 1 else 0.0
         cost = (1.0 - fn_weight) * fp + fn_weight * fn
         if cost < best_cost:
             best, best_cost = (bands, rows), cost

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from fms_dgt.builders.samplers import Samplers
 from fms_dgt.config.schema import DataSourceConfig, DatastoreConfig, RunnerConfig
 from fms_dgt.config.yaml_loader import YamlDoc
 from fms_dgt.datapoint import DataPoint, as_dict
@@ -47,6 +48,7 @@ class Task:
         datastore: DatastoreConfig | None = None,
         formatter: dict[str, Any] | None = None,
         filters: list[dict[str, Any]] | None = None,
+        samplers: dict[str, Any] | None = None,
         output_dir: str | Path = "output",
         yaml_doc: YamlDoc | None = None,
     ) -> None:
@@ -66,6 +68,8 @@ class Task:
         )
         self.ledger: Ledger | None = None  # set by the run that drives this task
         self._warned_keys: set[str] = set()
+        # values drawn per builder call (topics, personas...): see fms_dgt.builders.samplers
+        self.samplers = Samplers(samplers, self.base_dir, yaml_doc) if samplers else None
 
     @property
     def name(self) -> str:
@@ -100,6 +104,13 @@ class Task:
 
     def is_complete(self) -> bool:
         raise NotImplementedError
+
+    def draw_samples(self, call_index: int) -> dict[str, Any]:
+        """The sampler values for builder call ``call_index`` (empty without samplers): the
+        same for the same seed and index, so a resumed run asks what it would have asked."""
+        if self.samplers is None:
+            return {}
+        return self.samplers.draw(self.runner_config.seed, call_index)
 
     # ---- reading seeds and input rows ---------------------------------------------------
     def _input_from(

@@ -26,7 +26,6 @@ class AnswerQuestionsBuilder(TransformationDataBuilder):
         requests = [
             LMRequest(
                 messages=[{"role": "user", "content": _TEMPLATE.render(question=row.question)}],
-                params=self.llm1.default_params,
                 metadata={"input_id": row.id},
             )
             for row in rows

@@ -24,7 +24,7 @@ def _words(min_words: int, char: str) -> str:
     Python's regex engine checks every record against this and must not backtrack
     exponentially on a near miss). Spelled out word by word: xgrammar fails to compile
     bounded repeats like ``{15,300}``."""
-    return f"[A-Z0-9]{char}*{f'[ ]{char}*' * (min_words - 1)}([ ]{char}*)*"
+    return f"[A-Z0-9]{char}*{f'[ ]{char}*' * (min_words - 1)}(?:[ ]{char}*)*"
 
 
 # Inside a question: no quotes, backslashes or newlines (nothing to escape), no "?" before
@@ -32,8 +32,8 @@ def _words(min_words: int, char: str) -> str:
 # "Question:" label into the question). Inside an answer sentence: no sentence end, but "."
 # between digits ("3.5", "0.62"). Each alternative starts with a different character, so a
 # text still matches one way only.
-_Q_CHAR = r'([^ "\\?:\n]|:[0-9])'
-_A_CHAR = r'([^ "\\?.!\n]|[.][0-9])'
+_Q_CHAR = r'(?:[^ "\\?:\n]|:[0-9])'
+_A_CHAR = r'(?:[^ "\\?.!\n]|[.][0-9])'
 _LONG, _SHORT = f"{_words(3, _A_CHAR)}[.!]", f"{_words(1, _A_CHAR)}[.!]"  # sentences
 # The patterns steer constrained decoding toward what the builder's filters accept: a
 # question of five words or more ending at its first "?", and an answer of one or two
@@ -62,7 +62,6 @@ class SimpleInstructDataBuilder(GenerationDataBuilder):
         prompt = _TEMPLATE.render(task_description=self.task.task_description, examples=seed_data)
         request = LMRequest(
             messages=[{"role": "user", "content": prompt}],
-            params=self.llm1.default_params,
             constraint=Constraint(json_schema=PAIR_SCHEMA),
             metadata={"request_idx": request_idx},
         )

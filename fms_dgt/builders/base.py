@@ -18,11 +18,10 @@ runtime to each record the builder returns, as it arrives; the builder only gene
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, ClassVar
 
 from fms_dgt.blocks.base import Block
-from fms_dgt.datapoint import DataPoint
 from fms_dgt.engines.base import Engine
 from fms_dgt.task import GenerationTask, Task, TransformationTask
 
@@ -50,7 +49,9 @@ class DataBuilder:
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(type(self).__call__)
 
-    def __call__(self, request_idx: int, seed_data: Sequence[DataPoint]) -> list[DataPoint]:
+    def __call__(self, request_idx: int, seed_data: Sequence[Any]) -> list[Any] | Awaitable[list[Any]]:
+        """One call: records from ``seed_data`` (in-context examples, or a chunk of input
+        rows). Plain, or ``async def`` (then it runs on the event loop)."""
         raise NotImplementedError
 
     def close(self) -> None:

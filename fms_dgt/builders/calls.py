@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -50,7 +51,8 @@ async def call_builder(
             else:
                 ctx = contextvars.copy_context()
                 loop = asyncio.get_running_loop()
-                outputs = await loop.run_in_executor(executor, ctx.run, builder, request_idx, inputs)
+                call = functools.partial(ctx.run, builder, request_idx, inputs)
+                outputs = cast(list[Any], await loop.run_in_executor(executor, call))
     except (asyncio.CancelledError, EngineStartError, ConfigError):
         raise  # no later call can do better: the task stops with this message
     except Exception as exc:  # a bug or an unexpected failure in user code: record, keep going

@@ -174,11 +174,9 @@ class GenerationRun(TaskRun):
             return 0
         accepted = 0
         icl_ids = [e.id for e in examples]
-        for record in outputs:
-            try:
-                record = self.as_output(record)
-            except (TypeError, ValueError) as exc:
-                self.ledger.builder_failed(idx, exc)
+        for output in outputs:
+            record = self.admit(output, idx)
+            if record is None:
                 continue
             lineage = record.lineage
             lineage.setdefault("builder", self.task.data_builder)

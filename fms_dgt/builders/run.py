@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from fms_dgt.blocks.chain import FilterChain
 from fms_dgt.builders.base import DataBuilder
+from fms_dgt.builders.declarative import Rejection
 from fms_dgt.builders.finishing import Finisher
 from fms_dgt.datapoint import DataPoint
 from fms_dgt.ledger import Ledger
@@ -75,6 +76,18 @@ class TaskRun:
         """Whether a task that completed earlier has more to do now (a higher target, new
         input rows): then the run continues it instead of reporting it complete."""
         return False
+
+    def admit(self, record: Any, call: int, stage: str = "generation") -> DataPoint | None:
+        """A builder's output as a record; None for a ``Rejection`` (recorded with its raw
+        text, as a filtered record is) or an output that is no record (a builder failure)."""
+        if isinstance(record, Rejection):
+            self.ledger.reject({"raw": record.raw}, record.block, record.reason, stage)
+            return None
+        try:
+            return self.as_output(record)
+        except (TypeError, ValueError) as exc:
+            self.ledger.builder_failed(call, exc)
+            return None
 
     def as_output(self, record: Any) -> DataPoint:
         """A builder's output as the task's output record (dicts are instantiated)."""

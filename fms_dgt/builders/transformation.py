@@ -218,11 +218,9 @@ class TransformationRun(TaskRun):
         if sink.transient_failures and outputs is not None:
             return idx, start, rows
         produced = 0
-        for seq, record in enumerate(outputs or []):
-            try:
-                record = self.as_output(record)
-            except (TypeError, ValueError) as exc:
-                self.ledger.builder_failed(idx, exc)
+        for seq, output in enumerate(outputs or []):
+            record = self.admit(output, idx)
+            if record is None:
                 continue
             lineage = record.lineage
             lineage.setdefault("builder", self.task.data_builder)

@@ -78,6 +78,12 @@ def errors_from(exc: ValidationError, root: Any, data: Any, doc: YamlDoc | None,
             out.append(_error(doc, (*key, *loc), f"unknown key '{name}'", close_key or accepted_keys))
         elif kind == "value_error":  # our own validators say what they got
             out.append(_error(doc, (*key, *loc), str(err["ctx"]["error"])))
+        elif kind == "union_tag_invalid":  # a `type:` naming no known kind
+            ctx = err["ctx"]
+            field = str(ctx["discriminator"]).strip("'")
+            tags = [t.strip().strip("'") for t in str(ctx["expected_tags"]).split(",")]
+            close_tag = did_you_mean(str(ctx["tag"]), tags) or f"known: {', '.join(tags)}"
+            out.append(_error(doc, (*key, *loc, field), f"unknown {field} '{ctx['tag']}'", close_tag))
         elif kind == "data_shape":
             out.append(_error(doc, (*key, *loc), err["msg"]))
         else:

@@ -13,30 +13,10 @@ import re
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-
-class Strict(BaseModel):
-    """A section whose every key is known: anything else is a typo, not a silent no-op."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """``true`` is not a count: YAML booleans only where a boolean is expected."""
-        field = cls.model_fields.get(info.field_name or "")
-        if isinstance(value, bool) and field is not None and field.annotation in (int, float, int | None):
-            raise ValueError(f"expected a number, got {str(value).lower()}")
-        return value
+from fms_dgt.builders.samplers import SamplerSpec
+from fms_dgt.config.strict import Strict
 
 
 class RunnerConfig(Strict):
@@ -177,6 +157,7 @@ class TaskFile(TaskIdentity):
     filters: list[ComponentSpec] | None = None
     runner_config: RunnerConfig = Field(default_factory=RunnerConfig)
     datastore: DatastoreConfig = Field(default_factory=DatastoreConfig)
+    samplers: dict[str, SamplerSpec] | None = None
 
     @classmethod
     def reserved(cls) -> frozenset[str]:

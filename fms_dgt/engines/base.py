@@ -120,7 +120,9 @@ class Engine(ABC):
 
     # ---- public API -------------------------------------------------------------------
     async def agenerate(self, request: LMRequest) -> LMResult:
-        """Run ``request`` with retries; never raises for model failures (see ``LMResult.error``)."""
+        """Run ``request`` with retries; never raises for model failures (see ``LMResult.error``).
+        A request without ``params`` gets this engine's configured sampling."""
+        request = request.with_defaults(self.default_params)
         sink = _SINK.get()
         loop = asyncio.get_running_loop()
         self._bind(loop)
@@ -131,6 +133,7 @@ class Engine(ABC):
 
     def generate(self, request: LMRequest) -> LMResult:
         """Blocking form of ``agenerate`` for plain builders running in worker threads."""
+        request = request.with_defaults(self.default_params)
         sink = _SINK.get()
         loop = self._loop
         if loop is None or loop.is_closed() or not loop.is_running():
@@ -148,6 +151,7 @@ class Engine(ABC):
         return list(await asyncio.gather(*(self.agenerate(r) for r in requests)))
 
     def generate_batch(self, requests: Sequence[LMRequest]) -> list[LMResult]:
+        requests = [r.with_defaults(self.default_params) for r in requests]
         loop = self._loop if self._loop and self._loop.is_running() else self._private_loop()
         sink = _SINK.get()
 

@@ -176,12 +176,12 @@ class OpenAIEngine(Engine):
             raise FatalEngineError("engine is closed")
         with replicas.use() as transport:
             data = await transport.post(path, body)
-        return self.parse_response(data, chat=path == CHAT_PATH, n=request.params.n)
+        return self.parse_response(data, chat=path == CHAT_PATH, n=request.sampling.n)
 
     # ---- request/response mapping (public so tests and other engines can reuse it) ----
     def build_body(self, request: LMRequest) -> tuple[str, dict[str, Any]]:
         """The endpoint path and JSON body for ``request``."""
-        p = request.params
+        p = request.sampling
         body: dict[str, Any] = {
             "model": self.model,
             self.max_tokens_field: p.max_tokens,

@@ -73,11 +73,15 @@ class Constraint:
 
 @dataclass
 class LMRequest:
-    """One call to a model: chat ``messages`` or a raw ``prompt`` (not both)."""
+    """One call to a model: chat ``messages`` or a raw ``prompt`` (not both).
+
+    ``params`` left out (None) means the sampling configured for the engine block the
+    request is sent to (its YAML ``sampling:``, with an ``--engine`` override's on top): a
+    builder never has to pass it along, and cannot forget to."""
 
     messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
-    params: SamplingParams = field(default_factory=SamplingParams)
+    params: SamplingParams | None = None
     constraint: Constraint | None = None
     # free-form lineage the builder wants back on failure records (request_idx, seed ids, ...)
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -86,11 +90,20 @@ class LMRequest:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("an LMRequest needs exactly one of messages or prompt")
 
+    @property
+    def sampling(self) -> SamplingParams:
+        """The sampling this request is sent with (the defaults until an engine fills it)."""
+        return self.params if self.params is not None else SamplingParams()
+
+    def with_defaults(self, params: SamplingParams) -> LMRequest:
+        """This request with ``params`` if it has none of its own."""
+        return self if self.params is not None else dataclasses.replace(self, params=params)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "messages": self.messages,
             "prompt": self.prompt,
-            "params": dataclasses.asdict(self.params),
+            "params": dataclasses.asdict(self.sampling),
             "constraint": self.constraint.to_dict() if self.constraint else None,
             "metadata": self.metadata,
         }

@@ -37,17 +37,18 @@ class EngineView(Engine):
     async def _generate_once(self, request: LMRequest) -> LMResult:
         return await self.shared._generate_once(request)
 
+    # a request without sampling of its own gets the view's (the block's), not the shared one's
     async def agenerate(self, request: LMRequest) -> LMResult:
-        return await self.shared.agenerate(request)
+        return await self.shared.agenerate(request.with_defaults(self.default_params))
 
     def generate(self, request: LMRequest) -> LMResult:
-        return self.shared.generate(request)
+        return self.shared.generate(request.with_defaults(self.default_params))
 
     async def agenerate_batch(self, requests: Sequence[LMRequest]) -> list[LMResult]:
-        return await self.shared.agenerate_batch(requests)
+        return await self.shared.agenerate_batch([r.with_defaults(self.default_params) for r in requests])
 
     def generate_batch(self, requests: Sequence[LMRequest]) -> list[LMResult]:
-        return self.shared.generate_batch(requests)
+        return self.shared.generate_batch([r.with_defaults(self.default_params) for r in requests])
 
     async def astart(self) -> None:
         await self.shared.astart()

@@ -316,7 +316,7 @@ class VLLMEngine(Engine):
         from vllm.v1.engine.exceptions import EngineDeadError
 
         try:
-            params = self._sampling_params(request.params, request.constraint)
+            params = self._sampling_params(request.sampling, request.constraint)
         except (ValueError, TypeError, VLLMClientError) as exc:
             raise FatalEngineError(f"invalid sampling parameters: {exc}") from exc
         future = asyncio.run_coroutine_threadsafe(runtime.run(request, params), runtime.loop)

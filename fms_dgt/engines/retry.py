@@ -70,6 +70,16 @@ class RetryPolicy:
         sent = transport_failures = parse_failures = 0
         prompt_tokens = completion_tokens = 0
         slot = slot or contextlib.nullcontext
+
+        def give_up(error: str) -> LMResult:  # the tokens spent on the way still count
+            return failed_result(
+                error,
+                attempts=sent,
+                model=model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
+
         while True:
             sent += 1
             try:
@@ -78,13 +88,7 @@ class RetryPolicy:
             except asyncio.TimeoutError:
                 error: EngineError = RetryableEngineError(f"timed out after {self.timeout:g}s")
             except FatalEngineError as exc:
-                return failed_result(
-                    f"{type(exc).__name__}: {exc}",
-                    attempts=sent,
-                    model=model,
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                )
+                return give_up(f"{type(exc).__name__}: {exc}")
             except RetryableEngineError as exc:
                 error = exc
             else:
@@ -98,23 +102,11 @@ class RetryPolicy:
                     return result
                 parse_failures += 1
                 if parse_failures > self.max_parse_retries:
-                    return failed_result(
-                        f"invalid structured output: {problem}",
-                        attempts=sent,
-                        model=model,
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
-                    )
+                    return give_up(f"invalid structured output: {problem}")
                 stats.retries += 1
                 continue
             transport_failures += 1
             if transport_failures > self.max_retries:
-                return failed_result(
-                    f"{type(error).__name__}: {error}",
-                    attempts=sent,
-                    model=model,
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                )
+                return give_up(f"{type(error).__name__}: {error}")
             stats.retries += 1
             await asyncio.sleep(self.backoff(transport_failures, error.retry_after))

@@ -219,41 +219,20 @@ def test_config_path_overrides_tasks_builders_and_runner(tmp_path):
 
 def test_engine_flag_group_switches_every_engine(tmp_path):
     write_task(tmp_path / "t")
-    r = run_cli(
-        "--task-paths",
-        str(tmp_path / "t"),
-        "--output-dir",
-        str(tmp_path / "out"),
-        "--engine",
-        "openai",
-        "--model",
-        "m",
-        "--base-url",
-        "http://127.0.0.1:9/v1",
-        "--max-concurrency",
-        "3",
-        "--validate",
-    )
+    task = ("--task-paths", str(tmp_path / "t"), "--output-dir", str(tmp_path / "out"), "--validate")
+
+    def validate(url: str, model: str):
+        return run_cli(
+            *task, "--engine", "openai", "--model", model, "--base-url", url, "--max-concurrency", "3"
+        )
+
     # --validate calls no model, but does ask whether the server is there: a dead port is
     # found now, not after ten minutes of retries
+    r = validate("http://127.0.0.1:9/v1", "m")
     assert r.returncode == 2 and "cannot reach http://127.0.0.1:9/v1" in r.stderr, r.stderr
     assert "field '--base-url'" in r.stderr and "Traceback" not in r.stderr
     with FaultServer() as srv:
-        r = run_cli(
-            "--task-paths",
-            str(tmp_path / "t"),
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--engine",
-            "openai",
-            "--model",
-            "fake",
-            "--base-url",
-            srv.url,
-            "--max-concurrency",
-            "3",
-            "--validate",
-        )
+        r = validate(srv.url, "fake")
         assert r.returncode == 0, r.stderr
         assert srv.counts.get("requests", 0) == 0  # nothing generated
     r = run_cli(

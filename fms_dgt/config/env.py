@@ -7,7 +7,8 @@ remembers each expanded value; ``redact`` removes them from text; ``redacted_con
 additionally masks values of secret-looking keys (``api_key: sk-...``) written literally.
 
 ``$${`` stands for a literal ``${``. An unset variable without a default is a config error
-naming the field, never a silent empty string sent as a credential.
+naming the field, never a silent empty string sent as a credential; the format's folder
+variables ``DGT_DATA_DIR`` and ``DGT_OUTPUT_DIR`` default to ``./data`` and ``./output``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ _SECRET_KEYS = ("api_key", "token", "password", "secret")
 
 # values taken from the environment; redacted from logs and outputs
 SECRET_VALUES: set[str] = set()
+
+# the task.yaml format's own folders, with the defaults its documentation gives: a task file
+# written for it (``${DGT_DATA_DIR}/seeds.jsonl``) works without setting them. Relative
+# defaults are taken from the working directory, as that format does.
+BUILTIN_DEFAULTS: dict[str, str] = {"DGT_DATA_DIR": "data", "DGT_OUTPUT_DIR": "output"}
+
+
+def builtin_default(name: str) -> str | None:
+    """The documented default of a ``DGT_*`` folder variable (an absolute path), or None."""
+    value = BUILTIN_DEFAULTS.get(name)
+    return None if value is None else os.path.abspath(value)
 
 
 def expand_env(value: Any, *, doc: YamlDoc | None = None, key: Key = ()) -> Any:
@@ -79,6 +91,8 @@ def _expand_string(value: str, doc: YamlDoc | None, key: Key) -> str:
             out.append(os.environ[name])
         elif default is not None:
             out.append(default)
+        elif builtin_default(name) is not None:
+            out.append(str(builtin_default(name)))
         else:
             raise fail(
                 f"environment variable ${{{name}}} is not set",

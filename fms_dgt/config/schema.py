@@ -60,7 +60,7 @@ class DataSourceConfig(Strict):
 
     type: str = "default"
     data_path: str | list[str]
-    data_format: Literal["jsonl", "json", "yaml", "csv", "parquet"] | None = None
+    data_format: Literal["jsonl", "json", "yaml", "csv", "parquet", "datasets"] | None = None
     limit: int | None = Field(default=None, ge=1)
 
 

@@ -1,5 +1,9 @@
-"""Reading seed and input records from files: jsonl, json, yaml, csv, parquet, or globs of
-them. Every problem is a ConfigError naming the file (and line where there is one)."""
+"""Reading seed and input records from files: jsonl, json, yaml, csv, parquet, a Hugging
+Face ``datasets`` dataset saved with ``save_to_disk``; files, globs or folders of them.
+
+Every format is streamed (a 1M-row input never sits in memory; a JSON document, which
+cannot be read in part, is the exception). Every problem is a ConfigError naming the file
+(and line where there is one)."""
 
 from __future__ import annotations
 
@@ -26,8 +30,18 @@ FORMATS = {
 }
 
 
+DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
+
+
+def is_dataset_folder(path: Path) -> bool:
+    """A folder written by ``datasets``' ``save_to_disk`` (a Dataset or a DatasetDict)."""
+    return path.is_dir() and any((path / marker).is_file() for marker in DATASET_MARKERS)
+
+
 def expand_paths(patterns: str | list[str], base_dir: Path) -> list[Path]:
-    """Resolve paths/globs relative to ``base_dir``; a pattern matching nothing is an error."""
+    """Resolve paths/globs relative to ``base_dir``; a pattern matching nothing is an error.
+    A plain folder stands for the record files in it (recursively, in name order); a
+    ``datasets`` folder or a parquet store folder of ours is one input."""
     out: list[Path] = []
     for pattern in [patterns] if isinstance(patterns, str) else patterns:
         full = pattern if Path(pattern).is_absolute() else str(base_dir / pattern)
@@ -38,13 +52,28 @@ def expand_paths(patterns: str | list[str], base_dir: Path) -> list[Path]:
                 f"no file matches '{pattern}' (looked in {base_dir})",
                 hint="check the path; relative paths are relative to the task.yaml",
             )
-        out.extend(Path(m) for m in matches)
+        for match in map(Path, matches):
+            if match.is_dir() and format_of(match) is None:
+                inside = sorted(p for p in match.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
+                if not inside:
+                    raise ConfigError(
+                        f"folder '{pattern}' holds no record files",
+                        hint=f"record files end in {', '.join(sorted(FORMATS))}",
+                    )
+                out.extend(inside)
+            else:
+                out.append(match)
     return out
 
 
 def format_of(path: Path, data_format: str | None = None) -> str | None:
-    """The record format of ``path``: ``data_format`` if given, else from the suffix."""
-    return data_format or FORMATS.get(path.suffix.lower())
+    """The record format of ``path``: ``data_format`` if given, else a ``datasets`` folder,
+    else from the suffix."""
+    if data_format:
+        return data_format
+    if is_dataset_folder(path):
+        return "datasets"
+    return FORMATS.get(path.suffix.lower())
 
 
 def read_located_records(
@@ -74,14 +103,9 @@ def read_located_records(
         for i, record in enumerate(_records_of(doc.data, path)):
             yield doc.line_of(*key, i), record
     elif fmt == "csv":
-        import pandas as pd
-
-        try:
-            frame = pd.read_csv(path, keep_default_na=False)
-        except Exception as exc:
-            raise ConfigError(f"cannot read CSV: {exc}", file=path, line=1) from None
-        for i, record in enumerate(frame.to_dict(orient="records")):
-            yield i + 2, record  # line 1 is the header
+        yield from _csv(path)
+    elif fmt == "datasets":
+        yield from _dataset(path)
     elif fmt == "parquet" and path.is_dir():
         # a parquet store of ours (``final_data.parquet/part-*.parquet``): the same decoding
         # the store itself uses, so nested fields come back as lists and dicts
@@ -104,6 +128,44 @@ def read_located_records(
                 yield None, record
     else:
         raise ConfigError(f"unknown data_format '{fmt}'", file=path)
+
+
+CSV_CHUNK_ROWS = 10_000
+
+
+def _csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """CSV rows in chunks (line numbers assume one line per row, as most CSVs are)."""
+    import pandas as pd
+
+    try:
+        chunks = pd.read_csv(path, keep_default_na=False, chunksize=CSV_CHUNK_ROWS)
+        row = 0
+        for frame in chunks:
+            for record in frame.to_dict(orient="records"):
+                yield row + 2, {str(k): v for k, v in record.items()}  # line 1 is the header
+                row += 1
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"cannot read CSV: {exc}", file=path, line=1) from None
+
+
+def _dataset(path: Path) -> Iterator[tuple[None, dict[str, Any]]]:
+    """Rows of a ``datasets`` folder, batch by batch from its memory-mapped Arrow files;
+    every split of a DatasetDict, in its order."""
+    from fms_dgt.blocks.base import require
+
+    datasets = require("datasets", "datasets", "reading a dataset saved with save_to_disk")
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as exc:
+        raise ConfigError(f"cannot read the dataset folder: {exc}", file=path) from None
+    parts = list(loaded.values()) if isinstance(loaded, datasets.DatasetDict) else [loaded]
+    for part in parts:
+        for batch in part.iter(batch_size=1000):
+            keys = list(batch)
+            for values in zip(*(batch[k] for k in keys)):
+                yield None, dict(zip(keys, values))
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

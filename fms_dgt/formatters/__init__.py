@@ -3,7 +3,13 @@
 from fms_dgt.formatters.base import Formatter
 from fms_dgt.registry import formatters
 
-formatters.add("jinja", "fms_dgt.formatters.templates:JinjaFormatter", "template")
+formatters.add(
+    "jinja",
+    "fms_dgt.formatters.templates:JinjaFormatter",
+    "template",
+    "formatters/template",
+    "formatters/native",
+)
 formatters.add("chat", "fms_dgt.formatters.templates:ChatMessagesFormatter", "openai_chat", "messages")
 
 __all__ = ["Formatter"]

@@ -32,27 +32,42 @@ def _render(template: jinja2.Template, record: dict[str, Any], what: str) -> str
         raise ValueError(f"{what}: {exc.message}; record fields: {', '.join(sorted(record))}") from None
 
 
-@register_formatter("jinja", "template")
+@register_formatter("jinja", "template", "formatters/template", "formatters/native")
 class JinjaFormatter(Formatter):
     """Render each record into named output fields with Jinja templates.
 
     ``fields: {input: "Q: {{question}}", output: "{{answer}}"}`` yields
     ``{"input": ..., "output": ...}`` per record; the text-generation / summarization /
     extractive-QA layouts are just different templates.
+
+    ``format`` is the same thing as IBM fms-dgt's template and native formatters spell it
+    (their task files work unchanged): a mapping of templates, or one template whose
+    rendering becomes the record's ``text``.
     """
 
-    def __init__(self, fields: dict[str, str], name: str | None = None) -> None:
+    def __init__(
+        self,
+        fields: dict[str, str] | None = None,
+        format: dict[str, str] | str | None = None,
+        name: str | None = None,
+    ) -> None:
         super().__init__(name)
-        if not fields:
-            raise ValueError("the jinja formatter needs at least one entry in 'fields'")
-        self.templates = {k: _compile(v, f"fields.{k}") for k, v in fields.items()}
-        self._sources = {f"fields.{k}": v for k, v in fields.items()}
+        if (fields is None) == (format is None):
+            raise ValueError("the jinja formatter needs 'fields' (a mapping of templates), or 'format'")
+        key = "fields" if fields is not None else "format"
+        spec = fields if fields is not None else format
+        templates = {"text": spec} if isinstance(spec, str) else dict(spec or {})
+        if not templates:
+            raise ValueError(f"the jinja formatter needs at least one entry in '{key}'")
+        self._paths = {k: key if isinstance(spec, str) else f"{key}.{k}" for k in templates}
+        self.templates = {k: _compile(v, self._paths[k]) for k, v in templates.items()}
+        self._sources = {self._paths[k]: v for k, v in templates.items()}
 
     def fields_read(self) -> dict[str, set[str]]:
         return {k: _variables(v) for k, v in self._sources.items()}
 
     def format(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {k: _render(t, record, f"fields.{k}") for k, t in self.templates.items()}
+        return {k: _render(t, record, self._paths[k]) for k, t in self.templates.items()}
 
 
 @register_formatter("chat", "openai_chat", "messages")

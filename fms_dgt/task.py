@@ -140,6 +140,11 @@ class Task:
             ]
             if typos:
                 hint = "; ".join(f"'{typo}' looks like a misspelling of '{field}'" for typo, field in typos)
+            elif missing and strays:  # the data names it otherwise: say how to map a column
+                hint = (
+                    f"{self.INPUT_DATA_TYPE.__name__} needs {', '.join(needed)}; this row has {', '.join(strays)} "
+                    f"(map a column with columns: {{{missing[0]}: <column>}} under the data section)"
+                )
             else:
                 hint = f"{self.INPUT_DATA_TYPE.__name__} needs {', '.join(needed)}"
             raise self._located(msg, source, keys, hint) from None

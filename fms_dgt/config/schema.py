@@ -62,6 +62,9 @@ class DataSourceConfig(Strict):
     data_path: str | list[str]
     data_format: Literal["jsonl", "json", "yaml", "csv", "parquet", "datasets"] | None = None
     limit: int | None = Field(default=None, ge=1)
+    # record field -> the column of the data that holds it (``{question: prompt}``), for data
+    # whose columns are named otherwise than the builder's input fields
+    columns: dict[str, str] | None = None
 
 
 def _data_kind(value: Any) -> str | None:

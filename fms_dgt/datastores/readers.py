@@ -249,8 +249,14 @@ def iter_source_records(
                 "data_path",
             )
     n = 0
+    columns = cfg.columns or {}
+    renamed = set(columns.values())
     for path in paths:
         for i, (line, raw) in enumerate(read_located_records(path, cfg.data_format)):
+            if columns:
+                mapped = {k: v for k, v in raw.items() if k not in renamed}
+                mapped.update((field, raw[col]) for field, col in columns.items() if col in raw)
+                raw = mapped
             yield path, line, i, raw
             n += 1
             if cfg.limit is not None and n >= cfg.limit:

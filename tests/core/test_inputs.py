@@ -79,3 +79,24 @@ def test_csv_is_read_in_chunks_with_line_numbers(tmp_path: Path) -> None:
         and rows[0] == (2, {"question": "q0"})
         and rows[-1] == (n + 1, {"question": f"q{n - 1}"})
     )
+
+
+def test_columns_map_differently_named_data_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "rows.jsonl").write_text(
+        "".join(json.dumps({"prompt": f"P{i}?", "id_src": i}) + "\n" for i in range(4))
+    )
+    r = run_cli("--task-paths", str(_transform(folder, {"data_path": "rows.jsonl"})), "--validate")
+    assert r.returncode == 2
+    assert "input record 0 is missing question" in r.stderr and "columns: {question: <column>}" in r.stderr
+    assert "this row has prompt, id_src" in r.stderr
+    task = _transform(folder, {"data_path": "rows.jsonl", "columns": {"question": "prompt"}})
+    r = run_cli("--task-paths", str(task), "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert [x["question"] for x in read_jsonl(tmp_path / "out/tr/final_data.jsonl")] == [
+        "P0?",
+        "P1?",
+        "P2?",
+        "P3?",
+    ]

@@ -49,6 +49,9 @@ __all__ = [
     "Formatter",
     "Datastore",
     "ConfigError",
+    # builders from plain Python, without a task.yaml
+    "load",
+    "Processor",
     # registration
     "register_block",
     "register_data_builder",
@@ -69,6 +72,7 @@ _MODULES = {
     "fms_dgt.formatters.base": ("Formatter",),
     "fms_dgt.datastores.base": ("Datastore",),
     "fms_dgt.errors": ("ConfigError",),
+    "fms_dgt.standalone": ("load", "Processor"),
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -96,4 +100,5 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ load
     from fms_dgt.engines.types import Constraint, LMRequest, LMResult, SamplingParams
     from fms_dgt.errors import ConfigError
     from fms_dgt.formatters.base import Formatter
+    from fms_dgt.standalone import Processor, load
     from fms_dgt.task import GenerationTask, Task, TransformationTask

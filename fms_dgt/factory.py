@@ -78,7 +78,7 @@ class PreparedTask:
     filters: list[FilterBlock]
     postprocessors: list[Postprocessor]
     formatter: Formatter | None
-    task_config: TaskConfig
+    task_config: TaskConfig | None  # None: built from Python (fms_dgt.load), not a task.yaml
     builder_config: BuilderConfig
 
 
@@ -105,7 +105,7 @@ def build_task(config: TaskConfig, output_dir: str) -> Task:
 
 def build_builder(
     task: Task,
-    task_config: TaskConfig,
+    task_config: TaskConfig | None,
     config: BuilderConfig,
     builder_cls: type[DataBuilder],
     overrides: Overrides,

@@ -276,7 +276,9 @@ class Runtime:
         not before (formatting needs no model, so there is no reason to demand --restart)."""
         task = pt.task
         card = read_json(task.task_dir / "task_card.json") or {}
-        now = json.loads(json.dumps(redacted_config(pt.task_config.doc.data), default=str))  # as stored
+        now = json.loads(
+            json.dumps(redacted_config(pt.task_config.doc.data if pt.task_config else {}), default=str)
+        )  # as stored
         stored = card.get("task_config")
         # cards written before the card held the task.yaml (it held the builder's) say nothing
         if isinstance(stored, dict) and "task_name" in stored and stored != now:
@@ -297,7 +299,7 @@ class Runtime:
             "created_by": pt.task.created_by,
             "data_builder": pt.task.data_builder,
             "task_file": str(pt.task.yaml_doc.path) if pt.task.yaml_doc else None,
-            "task_config": redacted_config(pt.task_config.doc.data),
+            "task_config": redacted_config(pt.task_config.doc.data if pt.task_config else {}),
             "builder_config": redacted_config(pt.builder_config.as_written()),
             "runner_config": pt.task.runner_config.model_dump(),
             "engines": [e.describe() for e in pt.builder.engines],

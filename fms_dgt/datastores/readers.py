@@ -123,7 +123,7 @@ def read_located_records(
             pf = pq.ParquetFile(path)
         except Exception as exc:
             raise ConfigError(f"cannot read parquet: {exc}", file=path) from None
-        for batch in pf.iter_batches():
+        for batch in pf.iter_batches(batch_size=4096):  # a few MB at a time, whatever the file
             for record in batch.to_pylist():
                 yield None, record
     else:

@@ -24,7 +24,7 @@ def sorted_records(
     records: Iterable[Record],
     key: Callable[[Record], Any],
     *,
-    run_size: int = 50_000,
+    run_size: int = 10_000,
     tmp_dir: Path | None = None,
 ) -> Iterator[Record]:
     """``records`` sorted by ``key``, streaming."""

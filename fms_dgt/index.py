@@ -24,7 +24,7 @@ from fms_dgt.registry import data_builders
 if TYPE_CHECKING:
     from fms_dgt.builders.base import DataBuilder
 
-TASK_FILE_NAMES = ("task.yaml", "task.yml")
+TASK_FILE_NAMES = ("task.yaml", "task.yml", "qna.yaml")  # qna.yaml: the InstructLab taxonomy name
 
 
 @dataclass
@@ -110,11 +110,15 @@ def index_builders(paths: list[Path]) -> dict[str, BuilderEntry]:
         for gen in sorted(root.rglob("generate.py")):
             for yml in sorted(gen.parent.glob("*.yaml")):
                 doc, name = read_builder_name(yml)
-                if name in builders and builders[name].doc.path != yml:
-                    raise doc.error(
-                        f"duplicate data builder '{name}' (also in {builders[name].doc.path})", "name"
-                    )
-                builders[name] = BuilderEntry(name, doc)
+                entry = BuilderEntry(name, doc)
+                aliases = doc.data.get("aliases") or []
+                for key in (name, *(a for a in aliases if isinstance(a, str))):
+                    if key in builders and builders[key].doc.path != yml:
+                        raise doc.error(
+                            f"duplicate data builder '{key}' (also in {builders[key].doc.path})",
+                            "name" if key == name else "aliases",
+                        )
+                    builders[key] = entry
     return builders
 
 

@@ -16,8 +16,13 @@ def print_listing(task_paths: list[str] | None, builder_paths: list[str]) -> Non
             print(f"  {name:40s} builder={entry.doc.data['data_builder']:12s} {entry.doc.path}")
     builders = index_builders([Path(p) for p in builder_paths] + default_builder_paths())
     print(f"data builders ({len(builders)}):")
-    for name, b in sorted(builders.items()):
-        print(f"  {name:40s} {b.doc.path}")
+    aliases: dict[str, list[str]] = {}
+    for key, b in builders.items():
+        if key != b.name:
+            aliases.setdefault(b.name, []).append(key)
+    for name, b in sorted((k, b) for k, b in builders.items() if k == b.name):
+        also = f"  (also: {', '.join(sorted(aliases[name]))})" if name in aliases else ""
+        print(f"  {name:40s} {b.doc.path}{also}")
     for kind in ("engines", "blocks", "datastores", "formatters"):
         reg = ALL[kind]
         names = list(reg)

@@ -23,6 +23,7 @@ from fms_dgt.blocks.chain import FilterChain
 from fms_dgt.builders.finishing import Finisher
 from fms_dgt.builders.run import RunParts, TaskRun, run_for, run_kinds
 from fms_dgt.config.builder_file import check_builder
+from fms_dgt.config.compat import unsupported_builder
 from fms_dgt.config.env import redact, redacted_config
 from fms_dgt.config.overrides import Overrides
 from fms_dgt.config.task_file import check_task
@@ -125,6 +126,8 @@ class Runtime:
 
     def _prepare_task(self, entry: TaskEntry, builders: dict[str, BuilderEntry]) -> PreparedTask:
         bname = entry.builder_name
+        if bname not in builders and unsupported_builder(bname):
+            raise entry.doc.error(str(unsupported_builder(bname)), "data_builder")
         if bname not in builders:
             raise entry.doc.error(
                 f"unknown data builder '{bname}'",
@@ -145,7 +148,7 @@ class Runtime:
         with problems.check():
             task_config = check_task(entry.doc, builder_cls.TASK_TYPE, self.overrides)
         with problems.check():
-            builder_config = check_builder(bname, bentry.doc, self.overrides)
+            builder_config = check_builder(bentry.name, bentry.doc, self.overrides)
         problems.raise_if_any()
         assert task_config is not None and builder_config is not None
         task = build_task(task_config, str(self.output_dir))

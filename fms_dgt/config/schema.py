@@ -180,6 +180,8 @@ class BuilderFile(Strict):
     """A builder YAML, next to its ``generate.py``."""
 
     name: str | None = None
+    # other names task files may use for this builder (e.g. IBM fms-dgt's, for its users' files)
+    aliases: list[str] = Field(default_factory=list)
     description: str = ""
     blocks: list[ComponentSpec] = Field(default_factory=list)
     postprocessors: list[ComponentSpec] = Field(default_factory=list)

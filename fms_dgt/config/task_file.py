@@ -7,6 +7,7 @@ Every problem of a file is collected and reported together. What comes out
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from fms_dgt.config.schema import DatastoreConfig, TaskFile, TaskIdentity
 from fms_dgt.config.yaml_loader import YamlDoc, load_yaml
 from fms_dgt.errors import ConfigError, Problems
 from fms_dgt.registry import datastores, did_you_mean
+
+log = logging.getLogger("fms_dgt.run")
 
 # sections whose ${VAR} are expanded before they are checked (so "${N:-50}" validates as 50)
 _EXPANDED_FIRST = ("runner_config", "datastore", "seed_datastore", "data")
@@ -96,7 +99,13 @@ def check_task(doc: YamlDoc, task_cls: type, overrides: Overrides) -> TaskConfig
 
 
 def _check_class_args(task_cls: type, extras: dict[str, Any], doc: YamlDoc) -> dict[str, Any]:
-    """The keys that are neither identity nor sections, checked against the task class."""
+    """The keys that are neither identity nor sections, checked against the task class
+    (keys it accepts only for compatibility are named in a warning and not passed on)."""
+    ignored: dict[str, str] = getattr(task_cls, "COMPAT_FIELDS", {})
+    for key in [k for k in extras if k in ignored and k not in signature_of(task_cls).names]:
+        extras = {k: v for k, v in extras.items() if k != key}
+        where, line = doc.locate(key)
+        log.warning("%s:%s: field '%s' is accepted but not used: %s", where, line, key, ignored[key])
     reserved = TaskFile.reserved() | TaskIdentity.model_fields.keys() | RUNTIME_TASK_ARGS
     return check_args(
         task_cls,

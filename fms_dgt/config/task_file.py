@@ -14,6 +14,7 @@ from typing import Any
 
 from fms_dgt.config.components import check_args, signature_of
 from fms_dgt.config.env import expand_env
+from fms_dgt.config.includes import apply_includes
 from fms_dgt.config.messages import validated
 from fms_dgt.config.overrides import Overrides
 from fms_dgt.config.schema import DatastoreConfig, TaskFile, TaskIdentity
@@ -63,6 +64,7 @@ class TaskConfig:
 def check_task(doc: YamlDoc, task_cls: type, overrides: Overrides) -> TaskConfig:
     """Every check of a task.yaml that needs its task class (the builder's ``TASK_TYPE``)."""
     name = doc.data["task_name"]
+    doc = apply_includes(doc)
     for layer, key in overrides.task_layers(name):
         doc = doc.overlay(layer, overrides.doc, key)
     data = dict(doc.data)

@@ -35,7 +35,7 @@ def test_files_globs_and_data_files_become_task_keys(tmp_path: Path, monkeypatch
                 "documents": {"alpha": "${MY_DATA}/a.md", "chapters": "ch_*.md"},
                 "seed_examples": "seeds.yaml",
                 "rows": "rows.jsonl",
-                "task_description": "a.md",  # the file's own key wins below
+                "task_description": "data/a.md",  # the file's own key wins below
             },
             "task_description": "own",
         },

@@ -93,7 +93,9 @@ def cli() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    from fms_dgt.run_log import setup_console
+
+    setup_console(args.verbose)
     from fms_dgt.errors import ConfigError, DGTError
 
     previous = _stop_on_sigterm()
@@ -153,7 +155,10 @@ def _main(args: argparse.Namespace) -> int:
     if args.validate:
         return _validate(runtime)
     runtime.prepare()
-    outcomes = _run(runtime)
+    from fms_dgt.run_log import quiet_libraries
+
+    with quiet_libraries(runtime.output_dir, args.verbose) as log_path:
+        outcomes = _run(runtime)
     if outcomes is None:
         from fms_dgt.summary import print_interrupted
 
@@ -163,6 +168,8 @@ def _main(args: argparse.Namespace) -> int:
     from fms_dgt.summary import print_summary
 
     print_summary(outcomes, runtime.output_dir)
+    if log_path is not None:
+        print(f"log: {log_path} (details and the model libraries' own output; -v shows them here)")
     return EXIT_OK if all(o.status == "complete" for o in outcomes) else EXIT_FAILED
 
 
@@ -346,26 +353,6 @@ def _check_runner_flags(given: dict[str, Any]) -> None:
                 field="--" + key.replace("_", "-"),
                 hint=RunnerConfig.model_fields[key].description,
             ) from None
-
-
-class _RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        from fms_dgt.config.env import redact
-
-        return redact(super().format(record))
-
-
-def _setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    logging.getLogger("fms_dgt").setLevel(logging.DEBUG if verbose else logging.INFO)
-    # vLLM configures its own loggers from this variable when it is imported
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "DEBUG" if verbose else "WARNING")
-    for noisy in ("httpx", "openai", "vllm", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

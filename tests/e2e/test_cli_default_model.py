@@ -73,3 +73,16 @@ def test_transformation_example(run) -> None:
     # this task's own requests only, although the model is shared with the other task
     assert results["engines"]["llm1"]["requests"] == 6
     assert results["tokens"]["completion"] > 0
+
+
+def test_the_console_shows_the_run_not_the_engine(run) -> None:
+    """vLLM's start-up warnings, torch's and the engine-core child's output go to the run's
+    log file; the console holds our lines and the summary (a screenful)."""
+    proc, out = run
+    console = (proc.stdout + proc.stderr).splitlines()
+    assert len(console) <= 25, "\n".join(console)
+    noisy = [line for line in console if "EngineCore" in line or "vllm" in line.lower() or "Warning" in line]
+    assert not noisy, noisy
+    log = (out / "fms_dgt.log").read_text()
+    assert "EngineCore" in log or "vllm" in log.lower()  # kept, not lost
+    assert f"log: {out / 'fms_dgt.log'}" in proc.stdout

@@ -104,7 +104,7 @@ class EvolInstructTask(GenerationTask):
                     f"unknown operator '{name}'",
                     "operators",
                     key,
-                    hint=did_you_mean(name, OPERATORS) or f"operators: {', '.join(OPERATORS)}",
+                    hint=did_you_mean(name, list(OPERATORS)) or f"operators: {', '.join(OPERATORS)}",
                 )
             if isinstance(given, list) and given.index(name) != i:
                 raise self.config_error(f"operator '{name}' is listed twice", "operators", key)
@@ -147,7 +147,12 @@ class EvolInstructTask(GenerationTask):
 
     def load_seed_examples(self) -> list[DataPoint]:
         """Seeds are optional when chains start from topics."""
-        if self.from_topics and self._seed_configs == (None, None):
+        if self._seed_configs == (None, None):
+            if not self.from_topics:
+                raise self.config_error(
+                    "evol_instruct needs seed instructions to evolve, or topics to start from",
+                    hint="add seed_examples: [{instruction: ...}], seed_datastore: {data_path: ...} or topics: [...]",
+                )
             self.seed_examples = []
             return []
         return super().load_seed_examples()

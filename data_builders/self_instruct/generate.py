@@ -3,9 +3,10 @@ the application and criteria for good requests (Self-Instruct, Wang et al. 2022)
 
 Each call shows the model the in-context instructions (seeds, and accepted ones when
 ``machine_batch_size`` > 0) and asks for ``num_instructions`` new ones as a JSON list. Each
-becomes a record; one that is empty or copies the prompt's own text is rejected here, and
-the builder's filters reject duplicates of the seeds and of everything accepted (exact and
-ROUGE-L, the classic 0.7). With ``respond: true`` every instruction the filters would keep
+becomes a record; one that is empty, copies the prompt's own text, loops or repeats an
+earlier one of the same answer is rejected here with that reason, and the builder's
+filters reject duplicates of the seeds and of everything accepted (exact and ROUGE-L, the
+classic 0.7). With ``respond: true`` every instruction the filters would keep
 is answered by a second request (the ``responder`` engine block), giving
 instruction/response pairs.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import jinja2
 
-from fms_dgt import DataPoint, FilterBlock, PromptBuilder, Rejection, register_data_builder
+from fms_dgt import FilterBlock, PromptBuilder, Rejection, register_data_builder
 from fms_dgt.builders.declarative import source_hash
 from fms_dgt.engines.base import Engine
 from fms_dgt.engines.types import Constraint, LMRequest, LMResult
@@ -116,9 +117,13 @@ class SelfInstruct(PromptBuilder):
             "synthetic_ids": [e.id for e in examples if not e.is_seed],
         }
         out: list[Any] = []
+        seen: set[str] = set()
         for raw in answer["instructions"]:
             text = clean(raw)
-            reason = problem(text, frame)
+            reason = problem(text, frame) or (
+                "the same instruction twice in one answer" if text in seen else None
+            )
+            seen.add(text)
             if reason is not None:
                 out.append(Rejection(reason, raw=raw, block="self_instruct"))
             else:
@@ -177,13 +182,11 @@ class SelfInstruct(PromptBuilder):
         return out
 
 
-def answer_record(record: DataPoint, result: LMResult, engine: Engine) -> Any:
+def answer_record(record: Instruction, result: LMResult, engine: Engine) -> Any:
     """``record`` with ``result``'s text as its response, or a Rejection if there is none."""
     text = result.texts[0].strip() if result.texts else ""
     if not text:
-        return Rejection(
-            "empty response", raw={"instruction": getattr(record, "instruction", None)}, block="respond"
-        )
+        return Rejection("empty response", raw={"instruction": record.instruction}, block="respond")
     lineage = {
         **record.lineage,
         "response": {
@@ -192,4 +195,4 @@ def answer_record(record: DataPoint, result: LMResult, engine: Engine) -> Any:
             "tokens": {"prompt": result.prompt_tokens, "completion": result.completion_tokens},
         },
     }
-    return dataclasses.replace(record, response=text, id="", lineage=lineage)  # type: ignore[type-var]
+    return dataclasses.replace(record, response=text, id="", lineage=lineage)

@@ -43,9 +43,24 @@ TEMPLATES = {name: _ENV.get_template(f"{name}.j2") for name in (*OPERATORS, "fro
 RESPOND_SYSTEM = (_PROMPTS / "respond.j2").read_text().strip()
 TEMPLATE_HASH = source_hash(*(p.read_text() for p in sorted(_PROMPTS.glob("*.j2"))))
 _MARKER = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s+")  # "1. ", "- " before an instruction
-# words of the rewriting task itself: a result that uses them (and its input did not) talks
-# about the task instead of doing it ("Here is the rewritten instruction: ...")
-_META = frozenset({"instruction", "instructions", "prompt", "rewrite", "rewritten", "rewriting"})
+# phrases of the rewriting task itself: a result that uses them (where its input did not)
+# talks about the task instead of doing it ("Here is the new instruction: ...")
+_META = frozenset(
+    tuple(phrase.split())
+    for phrase in (
+        "new instruction",
+        "the instruction",
+        "this instruction",
+        "original instruction",
+        "rewritten instruction",
+        "the prompt",
+        "this prompt",
+        "given prompt",
+        "rewritten prompt",
+        "earlier version",
+        "this rewriting",
+    )
+)
 
 
 class Step(BaseModel):
@@ -75,6 +90,11 @@ def trigrams(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
 
 
+def bigrams(text: str) -> set[tuple[str, ...]]:
+    words = tokenize(text)
+    return set(zip(words, words[1:]))
+
+
 def repeats_itself(text: str) -> bool:
     """Whether a word trigram occurs three times or more (a model looping)."""
     words = tokenize(text)
@@ -94,9 +114,9 @@ def unusable(text: str, parent: str | None, frame: set[tuple[str, ...]], given: 
     copied = frame - trigrams(given)
     if grams and sum(g in copied for g in grams) >= 0.5 * len(grams):
         return "the model echoed the prompt instead of writing an instruction"
-    talk = (set(tokenize(text)) & _META) - set(tokenize(given))
+    talk = sorted((bigrams(text) & _META) - bigrams(given))
     if talk:
-        return f"talks about the rewriting ('{sorted(talk)[0]}') instead of being an instruction"
+        return f"talks about the rewriting ('{' '.join(talk[0])}') instead of being an instruction"
     if repeats_itself(text):
         return "repeats itself"
     return None

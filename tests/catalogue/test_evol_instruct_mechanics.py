@@ -31,7 +31,7 @@ def test_each_unusable_step_is_rejected_with_its_reason(tmp_path: Path) -> None:
         "Alpha": "{parent} Give two examples from a kitchen.",  # usable
         "Bravo": "{parent}",  # identical to its parent
         "Charlie": "Rewrite the instruction below, which a user gave an AI assistant.",  # echo
-        "Delta": "Here is my rewritten version of the request for you",  # talks about the task
+        "Delta": "Here is the new instruction for you to answer",  # talks about the task
         "Echo": "fly a kite fly a kite fly a kite today",  # loops
         "Foxtrot": "1234567890 ...",  # no words at all
     }
@@ -52,7 +52,7 @@ def test_each_unusable_step_is_rejected_with_its_reason(tmp_path: Path) -> None:
     assert reasons == {
         "Bravo": "identical to its parent",
         "Charlie": "the model echoed the prompt instead of writing an instruction",
-        "Delta": "talks about the rewriting ('rewritten') instead of being an instruction",
+        "Delta": "talks about the rewriting ('new instruction') instead of being an instruction",
         "Echo": "repeats itself",
         "Foxtrot": "empty instruction",
     }

@@ -13,13 +13,17 @@ from tests.core.helpers import REPO, read_jsonl, run_cli
 DOC = REPO / "docs" / "builders.md"
 
 
-def _blocks(lang: str) -> list[str]:
-    return [body for kind, body in re.findall(r"```(\w*)\n(.*?)```", DOC.read_text(), re.S) if kind == lang]
+def _blocks(lang: str, after: str) -> list[str]:
+    """The ``lang`` code blocks of the page from the heading ``after`` on."""
+    text = DOC.read_text()
+    text = text[text.index(after) :]
+    return [body for kind, body in re.findall(r"```(\w*)\n(.*?)```", text, re.S) if kind == lang]
 
 
 def test_builder_walkthrough_runs(tmp_path: Path) -> None:
-    py = _blocks("python")
-    builder_yaml = yaml.safe_load(_blocks("yaml")[0])
+    # the long way, from "## The YAML" on (the short way and the catalogue come before it)
+    py = _blocks("python", "## The records and the task")
+    builder_yaml = yaml.safe_load(_blocks("yaml", "## The YAML")[0])
     folder = tmp_path / "builders" / "qa_pairs"
     folder.mkdir(parents=True)
     # records + task, builder, custom block: the three snippets in order

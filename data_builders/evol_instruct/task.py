@@ -1,0 +1,171 @@
+"""Task and record types of the ``evol_instruct`` builder: instructions evolved over
+several generations by rewriting operators, from seed instructions or from topics."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from fms_dgt import ConfigError, DataPoint, GenerationTask
+from fms_dgt.builders.samplers import CategorySampler, SubcategorySampler
+from fms_dgt.registry import did_you_mean
+
+# operator name -> what it does (its prompt is prompts/<name>.j2)
+OPERATORS = {
+    "add_constraints": "adds a requirement the answer must meet",
+    "deepen": "asks for more depth: reasons, trade-offs, edge cases",
+    "concretize": "replaces general ideas with specific ones",
+    "increase_reasoning": "makes the answer take several explicit steps",
+    "breadth": "writes a new instruction on a rarer topic of the same domain",
+}
+MAX_GENERATIONS = 10
+MAX_STEP_ATTEMPTS = 5
+
+
+@dataclass(kw_only=True)
+class SeedInstruction(DataPoint):
+    """A seed: the instruction a chain of evolutions starts from."""
+
+    instruction: str
+
+
+@dataclass(kw_only=True)
+class EvolvedInstruction(DataPoint):
+    """The last instruction of a chain, the chain itself and, with ``respond: true``, the
+    answer. ``evolution[0]`` is where the chain started (operator ``seed`` or
+    ``from_topic``); each later step holds its generation, operator and instruction."""
+
+    instruction: str
+    evolution: list[dict[str, Any]] = field(default_factory=list)
+    topic: str | None = None
+    response: str | None = None
+
+
+class EvolInstructTask(GenerationTask):
+    """task.yaml keys (besides the usual ones):
+
+    - ``generations``: evolution steps per chain (1..10, default 3).
+    - ``operators``: which operators to draw from: a list of names (equal weights) or a
+      mapping name -> weight (default: all five, equal weights).
+    - ``topics``: start each chain from a topic instead of a seed (a first instruction is
+      written for the topic, then evolved); or a sampler named ``topic`` under ``samplers:``.
+      Seeds are optional then (shown as examples of style).
+    - ``step_attempts``: tries per generation before a chain is given up (1..5, default 2);
+      each failed try is a rejection with its reason, and the next try uses another operator.
+    - ``keep_intermediate``: every generation of a chain is a record, not only the last.
+    - ``respond``: answer each kept instruction with a second request (default false).
+    """
+
+    INPUT_DATA_TYPE = SeedInstruction
+    OUTPUT_DATA_TYPE = EvolvedInstruction
+
+    def __init__(
+        self,
+        *,
+        generations: int = 3,
+        operators: list[str] | dict[str, float] | None = None,
+        topics: list[str] | None = None,
+        step_attempts: int = 2,
+        keep_intermediate: bool = False,
+        respond: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 1 <= generations <= MAX_GENERATIONS:
+            raise self.config_error(
+                f"generations must be between 1 and {MAX_GENERATIONS}, got {generations}", "generations"
+            )
+        if not 1 <= step_attempts <= MAX_STEP_ATTEMPTS:
+            raise self.config_error(
+                f"step_attempts must be between 1 and {MAX_STEP_ATTEMPTS}, got {step_attempts}",
+                "step_attempts",
+            )
+        self.generations = generations
+        self.step_attempts = step_attempts
+        self.keep_intermediate = keep_intermediate
+        self.respond = respond
+        self.operator_weights = self._operators(operators)
+        self.topics = self._topics(topics)
+
+    # ---- checking the keys ----------------------------------------------------------------
+    def _operators(self, given: list[str] | dict[str, float] | None) -> dict[str, float]:
+        if given is None:
+            return dict.fromkeys(OPERATORS, 1.0)
+        if not given:
+            raise self.config_error(
+                "operators is empty", "operators", hint=f"name at least one of: {', '.join(OPERATORS)}"
+            )
+        weights = dict.fromkeys(given, 1.0) if isinstance(given, list) else dict(given)
+        for i, name in enumerate(given):
+            key = i if isinstance(given, list) else name
+            if name not in OPERATORS:
+                raise self.config_error(
+                    f"unknown operator '{name}'",
+                    "operators",
+                    key,
+                    hint=did_you_mean(name, list(OPERATORS)) or f"operators: {', '.join(OPERATORS)}",
+                )
+            if isinstance(given, list) and given.index(name) != i:
+                raise self.config_error(f"operator '{name}' is listed twice", "operators", key)
+            if weights[name] < 0:
+                raise self.config_error(f"operator '{name}' has a negative weight", "operators", key)
+        if not any(w > 0 for w in weights.values()):
+            raise self.config_error("every operator weight is zero: none could be drawn", "operators")
+        return weights
+
+    def _topics(self, topics: list[str] | None) -> list[str] | None:
+        sampler = self.samplers.specs.get("topic") if self.samplers else None
+        if topics is not None and sampler is not None:
+            raise self.config_error(
+                "give the topics either as 'topics' or as a sampler named 'topic', not both", "topics"
+            )
+        if sampler is not None and not isinstance(sampler, (CategorySampler, SubcategorySampler)):
+            raise self.config_error(
+                "the 'topic' sampler must be a category or subcategory sampler", "samplers", "topic", "type"
+            )
+        if topics is None:
+            return None
+        if not topics:
+            raise self.config_error("topics is an empty list", "topics", hint="list at least one topic")
+        for i, topic in enumerate(topics):
+            if not topic.strip():
+                raise self.config_error(f"topic {i} is empty", "topics", i)
+        return [t.strip() for t in topics]
+
+    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
+        """An error located at ``keys`` of the task.yaml."""
+        if self.yaml_doc is not None:
+            return self.yaml_doc.error(message, *keys, hint=hint)
+        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)
+
+    # ---- what the builder asks ------------------------------------------------------------
+    @property
+    def from_topics(self) -> bool:
+        """Whether chains start from topics (``topics`` or a ``topic`` sampler)."""
+        return self.topics is not None or bool(self.samplers and "topic" in self.samplers.specs)
+
+    def load_seed_examples(self) -> list[DataPoint]:
+        """Seeds are optional when chains start from topics."""
+        if self._seed_configs == (None, None):
+            if not self.from_topics:
+                raise self.config_error(
+                    "evol_instruct needs seed instructions to evolve, or topics to start from",
+                    hint="add seed_examples: [{instruction: ...}], seed_datastore: {data_path: ...} or topics: [...]",
+                )
+            self.seed_examples = []
+            return []
+        return super().load_seed_examples()
+
+    def topic_for(self, call_index: int) -> str:
+        """The topic of call ``call_index``: the ``topic`` sampler's value, else the
+        ``topics`` in turn (so every topic gets its share)."""
+        if self.topics is not None:
+            return self.topics[call_index % len(self.topics)]
+        return str(self.draw_samples(call_index)["topic"])
+
+    def pick_operator(self, rng: random.Random, tried: list[str]) -> str:
+        """A weighted draw, preferring operators not tried yet for this step."""
+        left = {n: w for n, w in self.operator_weights.items() if w > 0 and n not in tried}
+        pool = left or {n: w for n, w in self.operator_weights.items() if w > 0}
+        return rng.choices(list(pool), weights=list(pool.values()))[0]

@@ -1,0 +1,198 @@
+"""The ``self_instruct`` builder: new instructions from seed instructions, a description of
+the application and criteria for good requests (Self-Instruct, Wang et al. 2022).
+
+Each call shows the model the in-context instructions (seeds, and accepted ones when
+``machine_batch_size`` > 0) and asks for ``num_instructions`` new ones as a JSON list. Each
+becomes a record; one that is empty, copies the prompt's own text, loops or repeats an
+earlier one of the same answer is rejected here with that reason, and the builder's
+filters reject duplicates of the seeds and of everything accepted (exact and ROUGE-L, the
+classic 0.7). With ``respond: true`` every instruction the filters would keep
+is answered by a second request (the ``responder`` engine block), giving
+instruction/response pairs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from fms_dgt import FilterBlock, PromptBuilder, Rejection, register_data_builder
+from fms_dgt.builders.declarative import source_hash
+from fms_dgt.engines.base import Engine
+from fms_dgt.engines.types import Constraint, LMRequest, LMResult
+from fms_dgt.metrics.text import tokenize
+
+from .task import Instruction, SelfInstructTask
+
+_PROMPTS = Path(__file__).parent / "prompts"
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_PROMPTS), undefined=jinja2.StrictUndefined, autoescape=False
+)
+GENERATE = _ENV.get_template("generate.j2")
+RESPOND_SYSTEM = (_PROMPTS / "respond.j2").read_text().strip()
+TEMPLATE_HASH = source_hash((_PROMPTS / "generate.j2").read_text(), RESPOND_SYSTEM)
+MIN_CHARS, MAX_CHARS = 10, 400  # of one instruction in the JSON the model must answer with
+# a list marker or quotes a model puts around an item ("1. ...", "- ...", '"..."')
+_MARKER = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s+")
+
+
+def clean(text: str) -> str:
+    return _MARKER.sub("", text.strip()).strip().strip("\"'").strip()
+
+
+def trigrams(text: str) -> set[tuple[str, ...]]:
+    words = tokenize(text)
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def echoes(text: str, frame: set[tuple[str, ...]]) -> bool:
+    """Whether most of ``text``'s word trigrams come from ``frame`` (the prompt's own words)."""
+    grams = trigrams(text)
+    return bool(grams) and sum(g in frame for g in grams) >= 0.5 * len(grams)
+
+
+def repeats_itself(text: str) -> bool:
+    """Whether a word trigram occurs three times or more (a model looping)."""
+    words = tokenize(text)
+    counts = Counter(tuple(words[i : i + 3]) for i in range(len(words) - 2))
+    return bool(counts) and max(counts.values()) >= 3
+
+
+def problem(text: str, frame: set[tuple[str, ...]]) -> str | None:
+    """Why a new instruction cannot be used (None if it can)."""
+    if not any(ch.isalpha() for ch in text):
+        return "empty instruction"
+    if echoes(text, frame):
+        return "the instruction copies the prompt's own text"
+    if repeats_itself(text):
+        return "repeats itself"
+    return None
+
+
+@register_data_builder("self_instruct")
+class SelfInstruct(PromptBuilder):
+    TASK_TYPE = SelfInstructTask
+    ENGINE = "llm1"
+    task: SelfInstructTask
+
+    @property
+    def constraint(self) -> Constraint:
+        n = self.task.num_instructions
+        item = {"type": "string", "minLength": MIN_CHARS, "maxLength": MAX_CHARS}
+        array = {"type": "array", "items": item, "minItems": n, "maxItems": n}
+        return Constraint(
+            json_schema={
+                "type": "object",
+                "properties": {"instructions": array},
+                "required": ["instructions"],
+            }
+        )
+
+    def prompt_hash(self) -> str:
+        return TEMPLATE_HASH
+
+    def prompt(self, examples: Sequence[Any], samples: dict[str, Any]) -> str:
+        task = self.task
+        return GENERATE.render(
+            application_description=task.application_description,
+            criteria=task.criteria,
+            examples=examples,
+            count=task.num_instructions,
+        )
+
+    def answers(self, result: LMResult) -> list[Any]:
+        return list(result.parsed or [])
+
+    def parse(self, answer: Any, examples: Sequence[Any], samples: dict[str, Any]) -> list[Any]:
+        frame = trigrams(self.prompt([], samples))  # the prompt without its examples
+        lineage = {
+            "seed_ids": [e.id for e in examples if e.is_seed],
+            "synthetic_ids": [e.id for e in examples if not e.is_seed],
+        }
+        out: list[Any] = []
+        seen: set[str] = set()
+        for raw in answer["instructions"]:
+            text = clean(raw)
+            reason = problem(text, frame) or (
+                "the same instruction twice in one answer" if text in seen else None
+            )
+            seen.add(text)
+            if reason is not None:
+                out.append(Rejection(reason, raw=raw, block="self_instruct"))
+            else:
+                out.append(self.task.instantiate_output_example(instruction=text, lineage=dict(lineage)))
+        return out
+
+    async def __call__(self, request_idx: int, seed_data: Sequence[Any]) -> list[Any]:
+        out = await super().__call__(request_idx, seed_data)
+        return await self.respond(out) if self.task.respond else out
+
+    # ---- answering (respond: true) -----------------------------------------------------
+    def answering_engine(self) -> Engine:
+        """The ``responder`` engine block (the generating one if the YAML has none)."""
+        block = self.blocks.get("responder")
+        return block if isinstance(block, Engine) else self.engine
+
+    def would_keep(self, record: Instruction) -> bool:
+        """Whether the builder's own synchronous filters keep ``record`` now (dedup only ever
+        rejects more later): only such records are worth answering. The run's filter chain
+        still decides; a record not answered here is rejected there, with its reason."""
+        for block in self.blocks.values():
+            if isinstance(block, FilterBlock) and type(block).acheck is FilterBlock.acheck:
+                try:
+                    if block.check(record) is not None:
+                        return False
+                except Exception:
+                    return True
+        return True
+
+    async def respond(self, outputs: list[Any]) -> list[Any]:
+        todo = [o for o in outputs if isinstance(o, Instruction) and self.would_keep(o)]
+        engine = self.answering_engine()
+        results = await asyncio.gather(
+            *(
+                engine.agenerate(
+                    LMRequest(
+                        messages=[
+                            {"role": "system", "content": RESPOND_SYSTEM},
+                            {"role": "user", "content": record.instruction},
+                        ],
+                        metadata={"respond_to": record.id},
+                    )
+                )
+                for record in todo
+            )
+        )
+        answered = {id(record): result for record, result in zip(todo, results)}
+        out: list[Any] = []
+        for output in outputs:
+            result = answered.get(id(output))
+            if result is None:
+                out.append(output)  # a rejection, or a record the filters will reject
+            elif result.ok:
+                out.append(answer_record(output, result, engine))
+            # a failed request is in the failed store already: nothing to keep
+        return out
+
+
+def answer_record(record: Instruction, result: LMResult, engine: Engine) -> Any:
+    """``record`` with ``result``'s text as its response, or a Rejection if there is none."""
+    text = result.texts[0].strip() if result.texts else ""
+    if not text:
+        return Rejection("empty response", raw={"instruction": record.instruction}, block="respond")
+    lineage = {
+        **record.lineage,
+        "response": {
+            "model": result.model,
+            "engine": engine.name,
+            "tokens": {"prompt": result.prompt_tokens, "completion": result.completion_tokens},
+        },
+    }
+    return dataclasses.replace(record, response=text, id="", lineage=lineage)

@@ -15,7 +15,6 @@ second request (the ``responder`` engine block).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import re
 from collections import Counter
@@ -27,10 +26,9 @@ from typing import Any
 import jinja2
 from pydantic import BaseModel, Field
 
-from fms_dgt import DataPoint, FilterBlock, PromptBuilder, Rejection, register_data_builder
+from fms_dgt import PromptBuilder, Rejection, register_data_builder
 from fms_dgt.builders.declarative import source_hash
-from fms_dgt.engines.base import Engine
-from fms_dgt.engines.types import LMRequest, LMResult
+from fms_dgt.builders.responding import Responder
 from fms_dgt.metrics.text import normalize_answer, tokenize
 
 from .task import OPERATORS, EvolInstructTask, EvolvedInstruction, SeedInstruction
@@ -123,7 +121,7 @@ def unusable(text: str, parent: str | None, frame: set[tuple[str, ...]], given: 
 
 
 @register_data_builder("evol_instruct")
-class EvolInstruct(PromptBuilder):
+class EvolInstruct(Responder, PromptBuilder):
     TASK_TYPE = EvolInstructTask
     OUTPUT = Step
     ENGINE = "llm1"
@@ -141,7 +139,7 @@ class EvolInstruct(PromptBuilder):
             chains = [Chain(request_idx, seed, None, [seed]) for seed in seeds]
         done = await asyncio.gather(*(self.evolve(chain, k) for k, chain in enumerate(chains)))
         out = [item for items in done for item in items]
-        return await self.respond(out) if task.respond else out
+        return await self.respond(out, EvolvedInstruction, RESPOND_SYSTEM) if task.respond else out
 
     async def evolve(self, chain: Chain, k: int) -> list[Any]:
         """The chain's records and rejections."""
@@ -219,63 +217,3 @@ class EvolInstruct(PromptBuilder):
         )
         assert isinstance(record, EvolvedInstruction)
         return record
-
-    # ---- answering (respond: true) -----------------------------------------------------
-    def answering_engine(self) -> Engine:
-        """The ``responder`` engine block (the generating one if the YAML has none)."""
-        block = self.blocks.get("responder")
-        return block if isinstance(block, Engine) else self.engine
-
-    def would_keep(self, record: DataPoint) -> bool:
-        """Whether the builder's own synchronous filters keep ``record`` now (dedup only ever
-        rejects more later): only such records are worth answering. The run's filter chain
-        still decides; a record not answered here is rejected there, with its reason."""
-        for block in self.blocks.values():
-            if isinstance(block, FilterBlock) and type(block).acheck is FilterBlock.acheck:
-                try:
-                    if block.check(record) is not None:
-                        return False
-                except Exception:
-                    return True
-        return True
-
-    async def respond(self, outputs: list[Any]) -> list[Any]:
-        todo = [o for o in outputs if isinstance(o, EvolvedInstruction) and self.would_keep(o)]
-        engine = self.answering_engine()
-        results = await asyncio.gather(
-            *(
-                engine.agenerate(
-                    LMRequest(
-                        messages=[
-                            {"role": "system", "content": RESPOND_SYSTEM},
-                            {"role": "user", "content": record.instruction},
-                        ],
-                        metadata={"respond_to": record.id},
-                    )
-                )
-                for record in todo
-            )
-        )
-        answered = {id(record): result for record, result in zip(todo, results)}
-        out: list[Any] = []
-        for output in outputs:
-            result = answered.get(id(output))
-            if result is None:
-                out.append(output)  # a rejection, or a record the filters will reject
-            elif result.ok:
-                out.append(answer_record(output, result, engine))
-            # a failed request is in the failed store already: nothing to keep
-        return out
-
-
-def answer_record(record: EvolvedInstruction, result: LMResult, engine: Engine) -> Any:
-    """``record`` with ``result``'s text as its response, or a Rejection if there is none."""
-    text = result.texts[0].strip() if result.texts else ""
-    if not text:
-        return Rejection("empty response", raw={"instruction": record.instruction}, block="respond")
-    response = {
-        "model": result.model,
-        "engine": engine.name,
-        "tokens": {"prompt": result.prompt_tokens, "completion": result.completion_tokens},
-    }
-    return dataclasses.replace(record, response=text, id="", lineage={**record.lineage, "response": response})

@@ -13,8 +13,6 @@ instruction/response pairs.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -23,10 +21,10 @@ from typing import Any
 
 import jinja2
 
-from fms_dgt import FilterBlock, PromptBuilder, Rejection, register_data_builder
+from fms_dgt import PromptBuilder, Rejection, register_data_builder
 from fms_dgt.builders.declarative import source_hash
-from fms_dgt.engines.base import Engine
-from fms_dgt.engines.types import Constraint, LMRequest, LMResult
+from fms_dgt.builders.responding import Responder
+from fms_dgt.engines.types import Constraint, LMResult
 from fms_dgt.metrics.text import tokenize
 
 from .task import Instruction, SelfInstructTask
@@ -77,7 +75,7 @@ def problem(text: str, frame: set[tuple[str, ...]]) -> str | None:
 
 
 @register_data_builder("self_instruct")
-class SelfInstruct(PromptBuilder):
+class SelfInstruct(Responder, PromptBuilder):
     TASK_TYPE = SelfInstructTask
     ENGINE = "llm1"
     task: SelfInstructTask
@@ -132,67 +130,4 @@ class SelfInstruct(PromptBuilder):
 
     async def __call__(self, request_idx: int, seed_data: Sequence[Any]) -> list[Any]:
         out = await super().__call__(request_idx, seed_data)
-        return await self.respond(out) if self.task.respond else out
-
-    # ---- answering (respond: true) -----------------------------------------------------
-    def answering_engine(self) -> Engine:
-        """The ``responder`` engine block (the generating one if the YAML has none)."""
-        block = self.blocks.get("responder")
-        return block if isinstance(block, Engine) else self.engine
-
-    def would_keep(self, record: Instruction) -> bool:
-        """Whether the builder's own synchronous filters keep ``record`` now (dedup only ever
-        rejects more later): only such records are worth answering. The run's filter chain
-        still decides; a record not answered here is rejected there, with its reason."""
-        for block in self.blocks.values():
-            if isinstance(block, FilterBlock) and type(block).acheck is FilterBlock.acheck:
-                try:
-                    if block.check(record) is not None:
-                        return False
-                except Exception:
-                    return True
-        return True
-
-    async def respond(self, outputs: list[Any]) -> list[Any]:
-        todo = [o for o in outputs if isinstance(o, Instruction) and self.would_keep(o)]
-        engine = self.answering_engine()
-        results = await asyncio.gather(
-            *(
-                engine.agenerate(
-                    LMRequest(
-                        messages=[
-                            {"role": "system", "content": RESPOND_SYSTEM},
-                            {"role": "user", "content": record.instruction},
-                        ],
-                        metadata={"respond_to": record.id},
-                    )
-                )
-                for record in todo
-            )
-        )
-        answered = {id(record): result for record, result in zip(todo, results)}
-        out: list[Any] = []
-        for output in outputs:
-            result = answered.get(id(output))
-            if result is None:
-                out.append(output)  # a rejection, or a record the filters will reject
-            elif result.ok:
-                out.append(answer_record(output, result, engine))
-            # a failed request is in the failed store already: nothing to keep
-        return out
-
-
-def answer_record(record: Instruction, result: LMResult, engine: Engine) -> Any:
-    """``record`` with ``result``'s text as its response, or a Rejection if there is none."""
-    text = result.texts[0].strip() if result.texts else ""
-    if not text:
-        return Rejection("empty response", raw={"instruction": record.instruction}, block="respond")
-    lineage = {
-        **record.lineage,
-        "response": {
-            "model": result.model,
-            "engine": engine.name,
-            "tokens": {"prompt": result.prompt_tokens, "completion": result.completion_tokens},
-        },
-    }
-    return dataclasses.replace(record, response=text, id="", lineage=lineage)
+        return await self.respond(out, Instruction, RESPOND_SYSTEM) if self.task.respond else out

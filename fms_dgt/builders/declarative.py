@@ -150,8 +150,10 @@ class _Declarative:
             if isinstance(item, BaseModel):
                 item = item.model_dump()
             if isinstance(item, dict):
+                fields = {k: v for k, v in item.items() if k != "lineage"}
+                own = item.get("lineage") or {}
                 item = self.task.instantiate_output_example(
-                    **item, lineage={**self.lineage(result, **lineage), **item.get("lineage", {})}
+                    **fields, lineage={**self.lineage(result, **lineage), **own}
                 )
             elif isinstance(item, DataPoint):
                 item.lineage = {**self.lineage(result, **lineage), **item.lineage}

@@ -40,6 +40,7 @@ LIBRARY_LOGGERS = (
     "filelock",
     "datasets",
 )
+_KEPT_OPEN: list[IO[str] | None] = []
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -123,8 +124,9 @@ def _restore_fds(out: int, err: int) -> None:
     os.close(out)
     os.close(err)
     _swap_streams(sys.__stdout__, sys.__stderr__)
-    for stream in terminal:  # the duplicates made for the run
-        stream.close()
+    # The duplicates made for the run stay open: a library that created a handler during
+    # the run (torch does, on import) holds them and writes through them at exit.
+    _KEPT_OPEN.extend(terminal)
 
 
 def _swap_streams(out: IO[str] | None, err: IO[str] | None) -> None:

@@ -5,6 +5,7 @@ shared by every test that asks."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -80,3 +81,16 @@ def vllm_server(vllm_server_engine: Any) -> str:
     model, serving it as ``HuggingFaceTB/SmolLM2-135M-Instruct``: the first replica of the
     session's ``vllm-server`` engine (one launcher for tests and runs)."""
     return str(vllm_server_engine._servers[0].url)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """torch, imported inside a test, gives its loggers handlers on pytest's capture stream,
+    which is closed by now; its exit-time statistics would print 'Logging error' tracebacks."""
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            stream = getattr(handler, "stream", None)
+            if stream is not None and getattr(stream, "closed", False):
+                logger.removeHandler(handler)

@@ -11,6 +11,7 @@ BUILTIN_BLOCKS: dict[str, str] = {
     "regex": "fms_dgt.blocks.validators:RegexFilter",
     "json_schema": "fms_dgt.blocks.validators:JsonSchemaFilter",
     "answer_in_context": "fms_dgt.blocks.validators:AnswerInContext",
+    "answer_supported": "fms_dgt.blocks.grounding:AnswerSupported",
     "exact_dedup": "fms_dgt.blocks.dedup.exact:ExactDedup",
     "minhash_dedup": "fms_dgt.blocks.dedup.minhash:MinHashDedup",
     "rouge_dedup": "fms_dgt.blocks.dedup.rouge:RougeDedup",

@@ -116,6 +116,8 @@ def _hints(func: Any) -> dict[str, Any]:
 
 def _checkable(tp: Any) -> Any:
     """``tp`` if pydantic can validate it, else ``Any``."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp  # a model brings its own config (TypeAdapter refuses one for it)
     try:
         from pydantic import TypeAdapter
 

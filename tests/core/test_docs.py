@@ -18,8 +18,10 @@ def _blocks(lang: str) -> list[str]:
 
 
 def test_builder_walkthrough_runs(tmp_path: Path) -> None:
-    py = _blocks("python")
-    builder_yaml = yaml.safe_load(_blocks("yaml")[0])
+    # the walk-through's snippets (the short way's PromptBuilder example is run elsewhere)
+    py = [b for b in _blocks("python") if "PromptBuilder" not in b]
+    # the builder YAML of "## The YAML" (the catalogue's task.yaml examples come before it)
+    builder_yaml = next(y for y in map(yaml.safe_load, _blocks("yaml")) if "blocks" in y)
     folder = tmp_path / "builders" / "qa_pairs"
     folder.mkdir(parents=True)
     # records + task, builder, custom block: the three snippets in order

@@ -70,7 +70,7 @@ class ConversationBuilder(GenerationDataBuilder):
         details = {k: v for k, v in samples.items() if k != task.persona_sampler}
         scenario = ""
         messages = [{"role": "system", "content": task.assistant_system}] if task.assistant_system else []
-        ended_by, model = "length", None
+        ended_by, model, trimmed = "length", None, 0
         try:
             scenario = await self._user_side(
                 "scenario",
@@ -94,11 +94,9 @@ class ConversationBuilder(GenerationDataBuilder):
                 request = LMRequest(messages=list(messages), metadata={**meta, "turn": turn})
                 result = await self._ask(self.llm1, request, tokens)
                 model = result.model
-                if result.finish_reasons and result.finish_reasons[0] == "length":
-                    raise Unusable("answer cut at max_tokens", result.text)
-                if not result.text.strip():
-                    raise Unusable("empty answer", result.text)
-                messages.append({"role": "assistant", "content": result.text.strip()})
+                answer = _whole(result, result.text.strip(), "answer", trim=task.trim_cut_answers)
+                trimmed += answer != result.text.strip()
+                messages.append({"role": "assistant", "content": answer})
                 if task.min_turns <= turn < planned and await self._ends(messages, tokens, meta):
                     ended_by = "controller"
                     break
@@ -121,6 +119,7 @@ class ConversationBuilder(GenerationDataBuilder):
                     "prompt_template": _hash(task.assistant_system or ""),
                     "tokens": tokens,
                     "planned_turns": planned,
+                    **({"trimmed_answers": trimmed} if trimmed else {}),
                     **({"samples": samples} if samples else {}),
                 },
             )
@@ -145,15 +144,7 @@ class ConversationBuilder(GenerationDataBuilder):
         request = LMRequest(messages=[{"role": "user", "content": prompt}], params=params, metadata=meta)
         result = await self._ask(self.user_llm, request, tokens)
         what = "scenario" if template == "scenario" else "user message"
-        text = _clean(result.text)
-        if result.finish_reasons and result.finish_reasons[0] == "length":
-            ends = list(_SENTENCE_END.finditer(text))
-            if not ends:
-                raise Unusable(f"{what} cut at max_tokens", result.text)
-            text = text[: ends[-1].end()]
-        if not text:
-            raise Unusable(f"empty {what}", result.text)
-        return text
+        return _whole(result, _clean(result.text), what, trim=True)
 
     async def _ends(
         self, messages: list[dict[str, str]], tokens: dict[str, int], meta: dict[str, Any]
@@ -173,6 +164,19 @@ class ConversationBuilder(GenerationDataBuilder):
         )
         result = await self._ask(self.user_llm, request, tokens)
         return result.text.strip().lower() == "yes"
+
+
+def _whole(result: LMResult, text: str, what: str, trim: bool) -> str:
+    """``text`` if the model finished it; if it was cut at max_tokens, its complete
+    sentences (with ``trim``); else Unusable."""
+    if result.finish_reasons and result.finish_reasons[0] == "length":
+        ends = list(_SENTENCE_END.finditer(text)) if trim else []
+        if not ends:
+            raise Unusable(f"{what} cut at max_tokens", result.text)
+        text = text[: ends[-1].end()]
+    if not text:
+        raise Unusable(f"empty {what}", result.text)
+    return text
 
 
 def _clean(text: str) -> str:

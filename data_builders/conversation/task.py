@@ -35,7 +35,9 @@ class ConversationTask(GenerationTask):
     of a sampler whose value is the persona; default: a sampler called ``persona``),
     ``min_turns``, ``max_turns``, ``controller`` (``rule``: end once the user's message
     matches ``end_pattern``; ``llm``: the model says whether the user is done; ``none``),
-    ``end_pattern`` and ``assistant_system`` (the assistant's system message)."""
+    ``end_pattern``, ``assistant_system`` (the assistant's system message) and
+    ``trim_cut_answers`` (keep the complete sentences of an answer cut at max_tokens
+    instead of rejecting the conversation)."""
 
     INPUT_DATA_TYPE = Conversation
     OUTPUT_DATA_TYPE = Conversation
@@ -50,6 +52,7 @@ class ConversationTask(GenerationTask):
         controller: Literal["rule", "llm", "none"] = "rule",
         end_pattern: str = DEFAULT_END_PATTERN,
         assistant_system: str | None = None,
+        trim_cut_answers: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -75,6 +78,7 @@ class ConversationTask(GenerationTask):
         self.max_turns = max_turns
         self.controller = controller
         self.assistant_system = assistant_system.strip() if assistant_system else None
+        self.trim_cut_answers = trim_cut_answers
 
     def error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
         """A config error at ``keys`` of the task.yaml."""

@@ -10,7 +10,9 @@ import yaml
 from tests.catalogue.conftest import REPO, RunExample
 from tests.core.helpers import read_jsonl
 
-pytestmark = pytest.mark.vllm
+# a conversation is 5-8 requests in a row; on 2 busy CPU cores that can pass the default
+# 600 s per test
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]
 
 EXAMPLE = REPO / "tasks/examples/conversation/task.yaml"
 REASONS = ("answer cut at", "empty ", "user message cut at", "scenario cut at")

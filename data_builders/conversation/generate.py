@@ -34,7 +34,9 @@ _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, tr
 _SOURCES = {name: (_PROMPTS / f"{name}.j2").read_text() for name in ("scenario", "user_turn", "end_check")}
 _TEMPLATES = {name: _ENV.from_string(source) for name, source in _SOURCES.items()}
 # what a role-playing model puts before a message, or writes when it starts the next turn
-_LABEL = re.compile(r"^\s*(?:person|user|you|me|message|situation|scenario)\s*:\s*", re.I)
+_LABEL = re.compile(
+    r"^\s*(?:(?:the )?person(?: says| writes)?|user|you|me|message|situation|scenario)\s*:\s*", re.I
+)
 USER_STOPS = ["\nAssistant:", "\nPerson:", "\nUser:"]
 _SENTENCE_END = re.compile(r"[.!?)](?=\s|$)")
 

@@ -123,17 +123,17 @@ class MagpieBuilder(GenerationDataBuilder):
             if not result.ok:
                 return []  # recorded as a failed request by the engine
             _count(tokens, result)
-            text = self._checked(fmt, result, "instruction", "instruction_max_tokens")
-            if isinstance(text, Rejection):
-                return [Rejection(text.reason, {"messages": messages, "text": result.text}, "magpie")]
+            text, problem = self._checked(fmt, result, "instruction", "instruction_max_tokens")
+            if problem is not None:
+                return [Rejection(problem, {"messages": messages, "text": result.text}, "magpie")]
             messages.append({"role": "user", "content": text})
             result = await self.llm1.agenerate(LMRequest(messages=list(messages), metadata=meta))
             if not result.ok:
                 return []
             _count(tokens, result)
-            text = self._checked(fmt, result, "response", "max_tokens")
-            if isinstance(text, Rejection):
-                return [Rejection(text.reason, {"messages": messages, "text": result.text}, "magpie")]
+            text, problem = self._checked(fmt, result, "response", "max_tokens")
+            if problem is not None:
+                return [Rejection(problem, {"messages": messages, "text": result.text}, "magpie")]
             messages.append({"role": "assistant", "content": text})
         chat = [m for m in messages if m["role"] != "system"]
         return [
@@ -171,17 +171,17 @@ class MagpieBuilder(GenerationDataBuilder):
         )
 
     @staticmethod
-    def _checked(fmt: ChatFormat, result: LMResult, what: str, limit: str) -> str | Rejection:
-        """The message ``result`` holds, cleaned; or why it cannot be used."""
+    def _checked(fmt: ChatFormat, result: LMResult, what: str, limit: str) -> tuple[str, str | None]:
+        """The message ``result`` holds, cleaned, and why it cannot be used (or None)."""
         if result.finish_reasons and result.finish_reasons[0] == "length":
-            return Rejection(f"{what} cut at {limit}")
+            return "", f"{what} cut at {limit}"
         text = fmt.clean(result.text)
         if not text:
-            return Rejection(f"empty {what}")
+            return "", f"empty {what}"
         leaked = fmt.leak(text)
         if leaked is not None:
-            return Rejection(f"template token in the {what}: {leaked!r}")
-        return text
+            return text, f"template token in the {what}: {leaked!r}"
+        return text, None
 
     def _template_hash(self, fmt: ChatFormat) -> str:
         source = fmt.pre_query_template or str(getattr(fmt.tokenizer, "chat_template", ""))

@@ -166,3 +166,23 @@ def test_an_endpoint_without_template_is_refused_at_validate(
     with pytest.raises(ConfigError) as err:
         _run(tmp_path, "http://127.0.0.1:9/v1", **task)
     assert fragment in str(err.value) and key in str(err.value)
+
+
+def test_an_engine_without_tokenizer_or_template_stops_the_task_with_the_reason(tmp_path: Path) -> None:
+    """An engine that cannot be checked at --validate (here a plugin engine) and gives no
+    tokenizer: the first call stops the task with a located message, no records made."""
+    folder = tmp_path / "task"
+    folder.mkdir()
+    (folder / "task.yaml").write_text(
+        yaml.safe_dump(
+            {"task_name": "mp", "task_description": "d", "created_by": "tests", "data_builder": "magpie"}
+        )
+    )
+    engine = {"class_path": "tests.support.scripted_engine:ScriptedEngine"}
+    rt = Runtime([str(folder)], [], output_dir=tmp_path / "out", overrides=Overrides(engine=engine))
+    rt.prepare()
+    (outcome,) = asyncio.run(rt.run())
+    assert outcome.status == "failed"
+    assert "no chat template found for model 'scripted'" in outcome.message
+    assert "task.yaml:2: field 'data_builder'" in outcome.message  # keys sorted: its line
+    assert not (rt.output_dir / "mp/data.jsonl").exists() or not read_jsonl(rt.output_dir / "mp/data.jsonl")

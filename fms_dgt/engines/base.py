@@ -197,6 +197,13 @@ class Engine(ABC):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "model": self.model}
 
+    async def chat_tokenizer(self) -> Any | None:
+        """The model's tokenizer (``transformers``-style: ``apply_chat_template``, ``encode``,
+        ``all_special_tokens``), where this engine can give one without the network; None
+        where it cannot (the default). Builders that write raw prompts in the model's own
+        chat format (``magpie``) read the chat template from it."""
+        return None
+
     async def reachability_problem(self) -> str | None:
         """For ``--validate``: why the server this engine talks to cannot be used (None if
         it can, or if there is nothing to reach before the engine starts)."""

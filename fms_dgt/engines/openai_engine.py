@@ -6,6 +6,8 @@ the HTTP itself goes through one of the transports in ``engines/transports.py``.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
 import re
@@ -163,6 +165,16 @@ class OpenAIEngine(Engine):
                 await transport.aclose()
         return None
 
+    async def chat_tokenizer(self) -> Any | None:
+        """The tokenizer of the model folder the server serves, loaded with transformers,
+        when that folder is on this machine (``model`` names a folder, as for a server
+        started with ``--model /path``); None otherwise."""
+        folder = await asyncio.to_thread(self._local_model_folder)
+        return await asyncio.to_thread(local_tokenizer, folder) if folder else None
+
+    def _local_model_folder(self) -> str | None:
+        return self.model if self.model and os.path.isdir(self.model) else None
+
     async def _close(self) -> None:
         if self._replicas is not None:
             replicas, self._replicas = self._replicas, None
@@ -265,6 +277,22 @@ class OpenAIEngine(Engine):
             completion_tokens=int(usage.get("completion_tokens") or 0),
             model=data.get("model") or self.model,
         )
+
+
+@functools.cache
+def local_tokenizer(folder: str) -> Any | None:
+    """The transformers tokenizer saved in ``folder`` (local files only), or None when
+    transformers is not installed or the folder holds no tokenizer (said in the log)."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        log.warning("transformers is not installed: the tokenizer in %s cannot be read", folder)
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as exc:  # a folder without tokenizer files, a damaged file: no tokenizer
+        log.warning("no tokenizer could be loaded from %s: %s", folder, exc)
+        return None
 
 
 def _checked_url(url: str) -> str:

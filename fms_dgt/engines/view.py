@@ -53,6 +53,9 @@ class EngineView(Engine):
     async def astart(self) -> None:
         await self.shared.astart()
 
+    async def chat_tokenizer(self) -> Any | None:
+        return await self.shared.chat_tokenizer()
+
     async def aclose(self) -> None:
         """Nothing to close: the runtime closes the shared engine once."""
 

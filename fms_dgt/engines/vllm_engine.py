@@ -279,6 +279,12 @@ class VLLMEngine(Engine):
         self._runtime = runtime
         log.info("%s: vLLM ready with %s (cpu=%s)", self.name, model_path, cpu)
 
+    async def chat_tokenizer(self) -> Any | None:
+        """The loaded model's tokenizer (the engine is started first if it is not yet)."""
+        if self._runtime is None:
+            await self.astart()
+        return self._runtime.tokenizer if self._runtime is not None else None
+
     async def _close(self) -> None:
         runtime, self._runtime = self._runtime, None
         if runtime is not None:

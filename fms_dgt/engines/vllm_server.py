@@ -199,6 +199,11 @@ class VLLMServerEngine(OpenAIEngine):
     async def reachability_problem(self) -> str | None:
         return None  # its servers exist only once a run starts them
 
+    def _local_model_folder(self) -> str | None:
+        """The folder the servers load (the converted default model, or ``model``)."""
+        folder = resolve_model(self._model_ref)
+        return folder if os.path.isdir(folder) else None
+
     def _server_config(self) -> tuple[list[str], dict[str, str]]:
         """Arguments and environment every replica gets. Detecting a GPU imports torch, so
         this runs in a worker thread."""

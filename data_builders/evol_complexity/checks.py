@@ -1,8 +1,8 @@
 """Why a rewritten instruction cannot be used: simple lexical checks, no model.
 
 Content words are the lower-cased words of three letters or more (or numbers) that are not
-common function words, with a plural or verb ending (-s, -es, -ed, -ing) cut, so "floats"
-and "float" count as one word."""
+common function words, with a plural or verb ending (-s, -es, -ed, -ing) and a final -e cut,
+so "floats" and "float" count as one word."""
 
 from __future__ import annotations
 
@@ -32,10 +32,13 @@ META = (
 
 
 def stem(word: str) -> str:
+    """``word`` without one ending (-ing, -ed, -es, -s) and then a final -e, keeping three
+    letters at least: bake, bakes, baked and baking are all ``bak``."""
     for suffix in ("ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 def content_words(text: str) -> set[str]:

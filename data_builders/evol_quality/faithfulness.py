@@ -3,7 +3,7 @@ checks, no model.
 
 Faithfulness is measured on content words: the lower-cased words of three letters or more
 (and numbers) that are not common function words, with a plural or verb ending (-s, -es,
--ed, -ing) cut, so "apples" and "apple" count as one word. A rewrite must keep at least
+-ed, -ing) and a final -e cut, so "apples" and "apple" count as one word. A rewrite must keep at least
 ``min_overlap`` of the original's content words and every number the original gives. This
 catches a rewrite that drops or replaces the original's points; it cannot tell a faithful
 paraphrase that uses other words from a wrong one (a judge builder can)."""
@@ -38,10 +38,13 @@ META = (
 
 
 def stem(word: str) -> str:
+    """``word`` without one ending (-ing, -ed, -es, -s) and then a final -e, keeping three
+    letters at least: bake, bakes, baked and baking are all ``bak``."""
     for suffix in ("ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 def content_words(text: str) -> set[str]:

@@ -143,6 +143,4 @@ class VLLMEmbedder(Embedder):
         return [o.outputs.embedding for o in outputs]
 
     def close(self) -> None:
-        model, self._model = self._model, None
-        if model is not None and hasattr(model, "llm_engine"):
-            del model
+        self._model = None  # vLLM's offline LLM has no shutdown: dropping it frees the model

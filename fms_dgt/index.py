@@ -101,6 +101,25 @@ def index_tasks(paths: Sequence[str | Path], problems: Problems | None = None) -
     return tasks
 
 
+WITH_DATA = "@data"
+
+
+def with_data_key(name: str) -> str:
+    """The index key of builder name ``name`` used by a task file that has ``data:``."""
+    return f"{name}{WITH_DATA}"
+
+
+def builder_for(name: str, has_data: bool, builders: dict[str, BuilderEntry]) -> str:
+    """The index key a task's ``data_builder`` name resolves to: a builder's
+    ``data_aliases`` win for a task with ``data:``."""
+    return with_data_key(name) if has_data and with_data_key(name) in builders else name
+
+
+def builder_names(builders: dict[str, BuilderEntry]) -> list[str]:
+    """The names a task file may use (for messages and listings)."""
+    return [key for key in builders if not key.endswith(WITH_DATA)]
+
+
 def index_builders(paths: list[Path]) -> dict[str, BuilderEntry]:
     """Builder YAMLs: any ``*.yaml`` in a folder that holds a ``generate.py``."""
     builders: dict[str, BuilderEntry] = {}
@@ -112,7 +131,10 @@ def index_builders(paths: list[Path]) -> dict[str, BuilderEntry]:
                 doc, name = read_builder_name(yml)
                 entry = BuilderEntry(name, doc)
                 aliases = doc.data.get("aliases") or []
-                for key in (name, *(a for a in aliases if isinstance(a, str))):
+                with_data = doc.data.get("data_aliases") or []
+                keys = [name, *(a for a in aliases if isinstance(a, str))]
+                keys += [with_data_key(a) for a in with_data if isinstance(a, str)]
+                for key in keys:
                     if key in builders and builders[key].doc.path != yml:
                         raise doc.error(
                             f"duplicate data builder '{key}' (also in {builders[key].doc.path})",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fms_dgt.index import default_builder_paths, index_builders, index_tasks
+from fms_dgt.index import WITH_DATA, default_builder_paths, index_builders, index_tasks
 from fms_dgt.registry import ALL
 
 
@@ -15,11 +15,12 @@ def print_listing(task_paths: list[str] | None, builder_paths: list[str]) -> Non
         for name, entry in sorted(tasks.items()):
             print(f"  {name:40s} builder={entry.doc.data['data_builder']:12s} {entry.doc.path}")
     builders = index_builders([Path(p) for p in builder_paths] + default_builder_paths())
-    print(f"data builders ({len(builders)}):")
     aliases: dict[str, list[str]] = {}
     for key, b in builders.items():
         if key != b.name:
-            aliases.setdefault(b.name, []).append(key)
+            shown = f"{key.removesuffix(WITH_DATA)} (with data:)" if key.endswith(WITH_DATA) else key
+            aliases.setdefault(b.name, []).append(shown)
+    print(f"data builders ({sum(k == b.name for k, b in builders.items())}):")
     for name, b in sorted((k, b) for k, b in builders.items() if k == b.name):
         also = f"  (also: {', '.join(sorted(aliases[name]))})" if name in aliases else ""
         print(f"  {name:40s} {b.doc.path}{also}")

@@ -42,6 +42,8 @@ from fms_dgt.factory import EnginePool, PreparedTask, build_builder, build_task
 from fms_dgt.index import (
     BuilderEntry,
     TaskEntry,
+    builder_for,
+    builder_names,
     default_builder_paths,
     import_builder,
     index_builders,
@@ -114,8 +116,8 @@ class Runtime:
                         f"override for unknown data builder '{name}'",
                         "builders",
                         name,
-                        hint=did_you_mean(name, list(builders))
-                        or f"builders found: {', '.join(sorted(builders))}",
+                        hint=did_you_mean(name, builder_names(builders))
+                        or f"builders found: {', '.join(sorted(builder_names(builders)))}",
                     )
                 )
         for entry in tasks.values():
@@ -125,14 +127,16 @@ class Runtime:
         return self.prepared
 
     def _prepare_task(self, entry: TaskEntry, builders: dict[str, BuilderEntry]) -> PreparedTask:
-        bname = entry.builder_name
+        has_data = isinstance(entry.doc.data, dict) and "data" in entry.doc.data
+        bname = builder_for(entry.builder_name, has_data, builders)
         if bname not in builders and unsupported_builder(bname):
             raise entry.doc.error(str(unsupported_builder(bname)), "data_builder")
         if bname not in builders:
             raise entry.doc.error(
                 f"unknown data builder '{bname}'",
                 "data_builder",
-                hint=did_you_mean(bname, list(builders)) or f"known: {', '.join(sorted(builders)) or 'none'}",
+                hint=did_you_mean(bname, builder_names(builders))
+                or f"known: {', '.join(sorted(builder_names(builders))) or 'none'}",
             )
         bentry = builders[bname]
         builder_cls = import_builder(bentry)

@@ -44,7 +44,7 @@ from fms_dgt.engines.base import Engine
 from fms_dgt.engines.loop import LoopThread
 from fms_dgt.errors import ConfigError
 from fms_dgt.factory import EnginePool, build_builder
-from fms_dgt.index import default_builder_paths, import_builder, index_builders
+from fms_dgt.index import builder_names, default_builder_paths, import_builder, index_builders
 from fms_dgt.ledger import Ledger
 from fms_dgt.registry import did_you_mean
 from fms_dgt.state import TaskState
@@ -243,7 +243,9 @@ def load(
     would hold: ``seed_examples``, ``runner_config``, the builder's own options...)."""
     builders = index_builders([Path(p) for p in builder_paths] + default_builder_paths())
     if builder not in builders:
-        raise ConfigError(f"unknown data builder '{builder}'", hint=did_you_mean(builder, list(builders)))
+        raise ConfigError(
+            f"unknown data builder '{builder}'", hint=did_you_mean(builder, builder_names(builders))
+        )
     entry = builders[builder]
     builder_cls = import_builder(entry)
     task_cls = builder_cls.TASK_TYPE

@@ -5,14 +5,16 @@ documents)::
 
     include:
       documents:
-        history: ${DGT_DATA_DIR}/ibm/origins.md          # one file: its text
-        chapters: ${DGT_DATA_DIR}/ibm/chapter_*.md       # a glob: a list of texts
+        history: ${DGT_DATA_DIR}/ibm/origins.md          # files for the documents source
+        chapters: ${DGT_DATA_DIR}/ibm/chapter_*.md
       seed_examples: more_seeds.yaml                     # a YAML file: its data
 
 Each value is a path (or a mapping or list of them): ``${VAR}`` expanded, relative to the
-task.yaml, a glob meaning every match. A ``.yaml``/``.yml`` file contributes its data, a
-``.jsonl`` file its records, a ``.json`` file its document, any other file its text. The
-included keys come first; the task.yaml's own keys win over them.
+task.yaml, a glob meaning every match. ``documents`` becomes ``documents: {path: [...]}``,
+the files read by the documents source (``fms_dgt.sources``) like any other documents. For
+other keys a ``.yaml``/``.yml`` file contributes its data, a ``.jsonl`` file its records, a
+``.json`` file its document, any other file its text. The included keys come first; the
+task.yaml's own keys win over them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from fms_dgt.config.yaml_loader import YamlDoc, load_yaml
 from fms_dgt.errors import ConfigError
 
 INCLUDE = "include"
+# included documents are named, not read: the documents source reads them (extraction,
+# chunking, offsets and lineage) as it does for ``documents: {path: ...}``
+DOCUMENTS = "documents"
 
 
 def apply_includes(doc: YamlDoc) -> YamlDoc:
@@ -41,7 +46,12 @@ def apply_includes(doc: YamlDoc) -> YamlDoc:
             INCLUDE,
             hint="e.g. include: {documents: {name: file.md}}",
         )
-    included = {key: _read(value, doc, (INCLUDE, key)) for key, value in spec.items()}
+    included = {
+        key: {"path": _document_paths(value, doc, (INCLUDE, key))}
+        if key == DOCUMENTS
+        else _read(value, doc, (INCLUDE, key))
+        for key, value in spec.items()
+    }
     own = {k: v for k, v in doc.data.items() if k != INCLUDE}
     merged = {**included, **own}
     origins = dict(doc.origins)
@@ -75,6 +85,23 @@ def _read(value: Any, doc: YamlDoc, key: tuple[Any, ...]) -> Any:
     if not path.is_file():
         raise doc.error(f"included file '{value}' does not exist", *key, hint=f"looked for {path}")
     return _contents(path, doc, key)
+
+
+def _document_paths(value: Any, doc: YamlDoc, key: tuple[Any, ...]) -> list[str]:
+    """The files and globs ``value`` names (a path, or a mapping or list of them; the
+    mapping's keys only group them), each checked to exist."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _document_paths(v, doc, (*key, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _document_paths(v, doc, (*key, i))]
+    if not isinstance(value, str):
+        raise doc.error(f"an include must name a file, got {type(value).__name__}", *key)
+    pattern = expand_env(value, doc=doc, key=key)
+    full = pattern if Path(pattern).is_absolute() else str(doc.path.parent / pattern)
+    found = glob.glob(full, recursive=True) if glob.has_magic(full) else [full] * Path(full).exists()
+    if not found:
+        raise doc.error(f"no file matches '{value}'", *key, hint="paths are relative to the task.yaml")
+    return [full]
 
 
 def _contents(path: Path, doc: YamlDoc, key: tuple[Any, ...]) -> Any:

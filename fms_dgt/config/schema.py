@@ -182,6 +182,9 @@ class BuilderFile(Strict):
     name: str | None = None
     # other names task files may use for this builder (e.g. IBM fms-dgt's, for its users' files)
     aliases: list[str] = Field(default_factory=list)
+    # names that mean this builder when the task file has ``data:`` (IBM fms-dgt's ``magpie``
+    # is a transformation of existing rows; ours of that name generates)
+    data_aliases: list[str] = Field(default_factory=list)
     description: str = ""
     blocks: list[ComponentSpec] = Field(default_factory=list)
     postprocessors: list[ComponentSpec] = Field(default_factory=list)

@@ -41,7 +41,8 @@ def test_files_globs_and_data_files_become_task_keys(tmp_path: Path, monkeypatch
         },
     )
     data = apply_includes(load_yaml(path)).data
-    assert data["documents"] == {"alpha": "Alpha text.", "chapters": ["One.", "Two."]}
+    # documents are named for the documents source (which reads and chunks them)
+    assert data["documents"] == {"path": [str(tmp_path / "data" / "a.md"), str(tmp_path / "ch_*.md")]}
     assert data["seed_examples"] == [{"question": "Q?", "answer": "A."}]
     assert data["rows"] == [{"x": 1}, {"x": 2}]
     assert data["task_description"] == "own" and "include" not in data
@@ -52,5 +53,12 @@ def test_a_missing_include_is_located(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         apply_includes(load_yaml(path))
     assert (
-        "included file 'nope.md' does not exist" in info.value.render() and f"{path}:3" in info.value.render()
+        "no file matches 'nope.md'" in info.value.render() and f"{path}:3" in info.value.render()
     )
+
+
+def test_a_missing_included_file_is_located(tmp_path: Path) -> None:
+    path = _doc(tmp_path, {"task_name": "t", "include": {"seed_examples": "nope.yaml"}})
+    with pytest.raises(ConfigError) as info:
+        apply_includes(load_yaml(path))
+    assert "included file 'nope.yaml' does not exist" in info.value.render()

@@ -11,6 +11,12 @@ killed mid-call loses only the calls in flight; the same command continues):
 4. after each exchange from ``min_turns`` on, the controller may end the conversation
    early: ``rule`` (the person's message matches ``end_pattern``: "thanks", "bye"...),
    ``llm`` (the model answers yes/no, constrained to those two words) or ``none``.
+
+With ``user_patterns``, each user message is steered by a pattern drawn by weight (its hint
+is in the user model's prompt); drawing one of the ``end_patterns`` (from ``min_turns`` on)
+makes that exchange the last. With ``documents``, each conversation is grounded in a few of
+them (``grounding.py``): the scenario is written about them, the assistant's system message
+holds them, and the record keeps them.
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ from .task import ConversationTask
 
 _PROMPTS = Path(__file__).parent / "prompts"
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True)
-_SOURCES = {name: (_PROMPTS / f"{name}.j2").read_text() for name in ("scenario", "user_turn", "end_check")}
+_SOURCES = {
+    name: (_PROMPTS / f"{name}.j2").read_text()
+    for name in ("scenario", "user_turn", "end_check", "grounded_assistant")
+}
 _TEMPLATES = {name: _ENV.from_string(source) for name, source in _SOURCES.items()}
 # what a role-playing model puts before a message, or writes when it starts the next turn
 _LABEL = re.compile(
@@ -39,6 +48,8 @@ _LABEL = re.compile(
 )
 USER_STOPS = ["\nAssistant:", "\nPerson:", "\nUser:"]
 _SENTENCE_END = re.compile(r"[.!?)](?=\s|$)")
+EXAMPLE_WORDS = 60  # a seed scenario shown as an example: its sentences within this many words
+OPENING_WORDS = 30  # ... and an opening message of a seed
 
 
 class Failed(Exception):
@@ -63,15 +74,27 @@ class ConversationBuilder(GenerationDataBuilder):
 
     async def __call__(self, request_idx: int, seed_data: Sequence[Any]) -> list[Any]:
         task = self.task
+        seed = task.runner_config.seed
         samples = task.draw_samples(request_idx)
-        rng = random.Random(f"{task.runner_config.seed}:{request_idx}:conversation")
+        rng = random.Random(f"{seed}:{request_idx}:conversation")
         persona = task.persona(samples, rng)
         planned = rng.randint(task.min_turns, task.max_turns)
+        if task.patterns is not None and task.patterns.ends:
+            planned = task.max_turns  # the end patterns decide where it ends
+        passages = task.documents.draw(request_idx, seed) if task.documents else []
+        examples = task.scenario_examples(request_idx)
+        pattern_rng = random.Random(f"{seed}:{request_idx}:patterns")
+        drawn: list[str] = []
         tokens = {"prompt": 0, "completion": 0}
         meta: dict[str, Any] = {"request_idx": request_idx}
         details = {k: v for k, v in samples.items() if k != task.persona_sampler}
+        documents = [p.shown() for p in passages]
         scenario = ""
         messages = [{"role": "system", "content": task.assistant_system}] if task.assistant_system else []
+        grounded_system = (
+            _TEMPLATES["grounded_assistant"].render(system=task.assistant_system, documents=documents).strip()
+        )
+        openings = [_brief(m, OPENING_WORDS) for e in examples for m in e.user_messages[:1]][:2]
         ended_by, model, trimmed = "length", None, 0
         try:
             scenario = await self._user_side(
@@ -81,8 +104,14 @@ class ConversationBuilder(GenerationDataBuilder):
                 persona=persona,
                 details=details,
                 task_description=task.task_description,
+                documents=documents,
+                examples=[_brief(e.scenario, EXAMPLE_WORDS) for e in examples],
             )
             for turn in range(1, planned + 1):
+                pattern = None
+                if task.patterns is not None:
+                    pattern = task.patterns.draw(pattern_rng, may_end=turn >= task.min_turns)
+                    drawn.append(pattern.name)
                 history = [m for m in messages if m["role"] != "system"]
                 text = await self._user_side(
                     "user_turn",
@@ -91,14 +120,24 @@ class ConversationBuilder(GenerationDataBuilder):
                     persona=persona,
                     scenario=scenario,
                     history=history,
+                    hint=pattern.steer if pattern else None,
+                    titles=[d["title"] for d in documents],
+                    openings=openings if documents and not history else [],
                 )
                 messages.append({"role": "user", "content": text})
-                request = LMRequest(messages=list(messages), metadata={**meta, "turn": turn})
+                chat = [m for m in messages if m["role"] != "system"]
+                asked = (
+                    [{"role": "system", "content": grounded_system}, *chat] if documents else list(messages)
+                )
+                request = LMRequest(messages=asked, metadata={**meta, "turn": turn})
                 result = await self._ask(self.llm1, request, tokens)
                 model = result.model
                 answer = _whole(result, result.text.strip(), "answer", trim=task.trim_cut_answers)
                 trimmed += answer != result.text.strip()
                 messages.append({"role": "assistant", "content": answer})
+                if pattern is not None and task.patterns is not None and task.patterns.ends_with(pattern):
+                    ended_by = "controller"
+                    break
                 if task.min_turns <= turn < planned and await self._ends(messages, tokens, meta):
                     ended_by = "controller"
                     break
@@ -106,6 +145,8 @@ class ConversationBuilder(GenerationDataBuilder):
             return []  # the failed request is in the failed store
         except Unusable as exc:
             raw = {"persona": persona, "scenario": scenario, "messages": messages, "text": exc.text}
+            if documents:
+                raw["documents"] = documents
             return [Rejection(exc.reason, raw=raw, block="conversation")]
         return [
             task.instantiate_output_example(
@@ -114,6 +155,7 @@ class ConversationBuilder(GenerationDataBuilder):
                 messages=messages,
                 num_turns=sum(1 for m in messages if m["role"] == "user"),
                 ended_by=ended_by,
+                documents=documents,
                 lineage={
                     "model": model,
                     "engine": self.llm1.name,
@@ -123,6 +165,9 @@ class ConversationBuilder(GenerationDataBuilder):
                     "planned_turns": planned,
                     **({"trimmed_answers": trimmed} if trimmed else {}),
                     **({"samples": samples} if samples else {}),
+                    **({"patterns": drawn} if drawn else {}),
+                    **({"documents": [p.lineage(task.base_dir) for p in passages]} if passages else {}),
+                    **({"icl_ids": [e.id for e in examples]} if examples else {}),
                 },
             )
         ]
@@ -192,6 +237,16 @@ def _clean(text: str) -> str:
     if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'":
         out = out[1:-1].strip()
     return out
+
+
+def _brief(text: str, words: int) -> str:
+    """``text``'s first sentences within ``words`` words (else its first ``words`` words)."""
+    text = " ".join(text.split())
+    if len(text.split()) <= words:
+        return text
+    head = " ".join(text.split()[:words])
+    ends = list(_SENTENCE_END.finditer(head))
+    return head[: ends[-1].end()] if ends else head + " ..."
 
 
 def _hash(extra: str) -> str:

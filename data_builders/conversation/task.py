@@ -1,30 +1,50 @@
 """The ``conversation`` builder's task and records: multi-turn chats between a persona and
-an assistant."""
+an assistant, optionally grounded in documents and steered by user patterns."""
 
 from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from fms_dgt import ConfigError, DataPoint, GenerationTask
 from fms_dgt.builders.samplers import PersonaSampler
+from fms_dgt.datastores.readers import expand_paths, iter_source_records, read_located_records
 from fms_dgt.registry import did_you_mean
+from fms_dgt.sources.documents import DocumentsConfig, load_documents
+
+from .fmsdgt import FromStages, read_stages
+from .grounding import DocumentDraw, Grounding
+from .patterns import PatternDraw, UserPattern
 
 MAX_TURNS = 20
 DEFAULT_END_PATTERN = r"(?i)\b(thanks|thank you|goodbye|bye)\b"
+SCENARIO_ROLES = ("scenario", "rag/scenario")  # fms-dgt's scenario steps
 
 
 @dataclass(kw_only=True)
 class Conversation(DataPoint):
-    """One whole conversation: who the user is, the situation, and the OpenAI chat messages."""
+    """One whole conversation: who the user is, the situation, and the OpenAI chat messages;
+    ``documents`` (``{id, title, text}``) when it is grounded in documents."""
 
     persona: str
     scenario: str
     messages: list[dict[str, str]]
     num_turns: int
     ended_by: str  # "length": the turns drawn for it; "controller": the controller ended it
+    documents: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ConversationSeed(DataPoint):
+    """A seed: a scenario in the style wanted (shown to the scenario step) and, optionally,
+    the person's messages in it (a grounded conversation's first message is shown examples
+    of openings). fms-dgt's ConversationDataPoint rows are read into this."""
+
+    scenario: str
+    user_messages: list[str] = field(default_factory=list)
 
 
 class ConversationTask(GenerationTask):
@@ -34,12 +54,20 @@ class ConversationTask(GenerationTask):
     Keys: ``personas`` (a list of descriptions or mappings) or ``persona_sampler`` (the name
     of a sampler whose value is the persona; default: a sampler called ``persona``),
     ``min_turns``, ``max_turns``, ``controller`` (``rule``: end once the user's message
-    matches ``end_pattern``; ``llm``: the model says whether the user is done; ``none``),
-    ``end_pattern``, ``assistant_system`` (the assistant's system message) and
-    ``trim_cut_answers`` (keep the complete sentences of an answer cut at max_tokens
-    instead of rejecting the conversation)."""
+    matches ``end_pattern``; ``llm``: the model says whether the user is done; ``none``;
+    default ``rule``, or ``none`` when ``end_patterns`` end conversations), ``end_pattern``,
+    ``assistant_system`` (the assistant's system message), ``trim_cut_answers`` (keep the
+    complete sentences of an answer cut at max_tokens instead of rejecting the
+    conversation), ``user_patterns`` (kinds of user message, drawn by weight each turn, whose
+    hints steer the user model) and ``end_patterns`` (the names of those that end the
+    conversation), ``documents`` and ``grounding`` (conversations about a few documents each).
 
-    INPUT_DATA_TYPE = Conversation
+    IBM fms-dgt's ``initialization_stages`` / ``iteration_stages`` / ``termination_stages``
+    and ``tools`` are read into these (``fmsdgt.py``). Seed examples (optional) are scenarios
+    in the style wanted: ``{scenario, user_messages}`` or fms-dgt's ConversationDataPoint rows.
+    """
+
+    INPUT_DATA_TYPE = ConversationSeed
     OUTPUT_DATA_TYPE = Conversation
 
     def __init__(
@@ -49,10 +77,18 @@ class ConversationTask(GenerationTask):
         persona_sampler: str | None = None,
         min_turns: int = 2,
         max_turns: int = 3,
-        controller: Literal["rule", "llm", "none"] = "rule",
+        controller: Literal["rule", "llm", "none"] | None = None,
         end_pattern: str = DEFAULT_END_PATTERN,
         assistant_system: str | None = None,
         trim_cut_answers: bool = False,
+        user_patterns: list[UserPattern] | None = None,
+        end_patterns: list[str] | None = None,
+        documents: DocumentsConfig | None = None,
+        grounding: Grounding | None = None,
+        initialization_stages: list[dict[str, Any]] | None = None,
+        iteration_stages: list[dict[str, Any]] | None = None,
+        termination_stages: list[dict[str, Any]] | None = None,
+        tools: dict[str, Any] | list[Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -72,13 +108,53 @@ class ConversationTask(GenerationTask):
             raise self.error(
                 f"'end_pattern' is not a valid regular expression: {exc}", "end_pattern"
             ) from None
-        self.personas = self._personas(personas)
-        self.persona_sampler = self._persona_sampler(persona_sampler, personas)
+        stages = FromStages()
+        lists = {
+            "initialization_stages": initialization_stages,
+            "iteration_stages": iteration_stages,
+            "termination_stages": termination_stages,
+        }
+        if any(v is not None for v in lists.values()) or tools is not None:
+            stages = read_stages(lists, tools, doc=self.yaml_doc, base_dir=self.base_dir, error=self.error)
+        self._not_both(stages, personas, persona_sampler, user_patterns, documents, grounding)
+        if stages.persona_paths:
+            self.personas: list[str] | None = self._persona_file(*stages.persona_paths[0])
+        else:
+            self.personas = self._personas(personas)
+        self.persona_sampler = self._persona_sampler(persona_sampler, self.personas)
+        self.patterns = self._patterns(stages, user_patterns, end_patterns)
+        self.documents = self._documents(stages, documents, grounding)
+        if stages.num_icl_examples is not None:
+            self.runner_config.seed_batch_size = stages.num_icl_examples
         self.min_turns = min_turns
         self.max_turns = max_turns
-        self.controller = controller
+        ends = self.patterns is not None and bool(self.patterns.ends)
+        self.controller = controller or ("none" if ends else "rule")
         self.assistant_system = assistant_system.strip() if assistant_system else None
         self.trim_cut_answers = trim_cut_answers
+
+    def _not_both(
+        self,
+        stages: FromStages,
+        personas: Any,
+        persona_sampler: Any,
+        user_patterns: Any,
+        documents: Any,
+        grounding: Any,
+    ) -> None:
+        """Ours and fms-dgt's spelling of one setting are not given together."""
+        pairs = [
+            (bool(stages.persona_paths), "personas", personas, "sample/persona"),
+            (bool(stages.persona_paths), "persona_sampler", persona_sampler, "sample/persona"),
+            (stages.patterns is not None, "user_patterns", user_patterns, "a flow controller stage"),
+            (stages.documents is not None, "documents", documents, "lm/scenario/rag"),
+            (stages.documents is not None, "grounding", grounding, "lm/scenario/rag"),
+        ]
+        for from_stages, key, value, stage in pairs:
+            if from_stages and value is not None:
+                raise self.error(
+                    f"'{key}' and {stage} say the same thing: give one of them", key, hint=f"remove '{key}'"
+                )
 
     def error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
         """A config error at ``keys`` of the task.yaml."""
@@ -114,7 +190,7 @@ class ConversationTask(GenerationTask):
             raise self.error(
                 f"conversation needs personas, and there is no sampler '{name}'",
                 key,
-                hint=did_you_mean(name, samplers)
+                hint=did_you_mean(name, list(samplers))
                 or "add 'personas: [...]' or a sampler, e.g. samplers: {persona: {type: persona, path: personas.jsonl}}",
             )
         return name
@@ -126,24 +202,133 @@ class ConversationTask(GenerationTask):
         assert self.persona_sampler is not None
         return describe(samples[self.persona_sampler])
 
-    def load_seed_examples(self) -> list[DataPoint]:
-        """Conversations need no seeds: personas and scenarios drive them."""
-        inline, store = self._seed_configs
-        if inline or store is not None:
-            raise self.error(
-                "conversation takes no seed examples",
-                "seed_examples" if inline else "seed_datastore",
-                hint="remove them; steer the conversations with personas, samplers and task_description",
+    def _persona_file(self, paths: str | list[str], key: tuple[Any, ...]) -> list[str]:
+        """fms-dgt's ``persona_store``: one persona per record of its files, as text."""
+        try:
+            files = expand_paths(paths, self.base_dir)
+        except ConfigError as err:
+            raise (self.yaml_doc.sub_error(err, *key) if self.yaml_doc else err) from None
+        out = []
+        for path in files:
+            for line, record in read_located_records(path):
+                text = describe(record)
+                if not text:
+                    raise ConfigError("this persona is empty", file=path, line=line or 1)
+                out.append(text)
+        if not out:
+            raise self.error("the persona store holds no personas", *key, hint="add records to the file")
+        return out
+
+    def _patterns(
+        self, stages: FromStages, patterns: list[UserPattern] | None, ends: list[str] | None
+    ) -> PatternDraw | None:
+        if stages.patterns is not None:
+            return PatternDraw(
+                stages.patterns, stages.end_names, self.error, stages.patterns_at, stages.ends_at
             )
-        self.seed_examples = []
-        return []
+        if patterns is None:
+            if ends is not None:
+                raise self.error(
+                    "'end_patterns' name user patterns, and there are none",
+                    "end_patterns",
+                    hint="add user_patterns: [{name, hint, weight}, ...]",
+                )
+            return None
+        if not patterns:
+            raise self.error("'user_patterns' is empty", "user_patterns", hint="list at least one pattern")
+        return PatternDraw(patterns, ends or [], self.error, ("user_patterns",), ("end_patterns",))
+
+    def _documents(
+        self, stages: FromStages, documents: DocumentsConfig | None, grounding: Grounding | None
+    ) -> DocumentDraw | None:
+        key: tuple[Any, ...] = ("documents",)
+        if stages.documents is not None:
+            documents, key = stages.documents
+            grounding = stages.grounding
+        if documents is None:
+            if grounding is not None:
+                raise self.error(
+                    "'grounding' says how to draw documents, and there are none",
+                    "grounding",
+                    hint="add documents: {path: documents.jsonl}",
+                )
+            return None
+        source = load_documents(documents, self.base_dir, self.yaml_doc, key)
+        return DocumentDraw(source, grounding or Grounding(), self.base_dir)
+
+    def scenario_examples(self, call_index: int) -> list[ConversationSeed]:
+        """The seeds shown to call ``call_index``'s scenario step (``seed_batch_size`` of them;
+        the same for the same seed and index)."""
+        seeds = [s for s in self.seed_examples if isinstance(s, ConversationSeed)]
+        rng = random.Random(f"{self.runner_config.seed}:{call_index}:examples")
+        return rng.sample(seeds, min(self.runner_config.seed_batch_size, len(seeds)))
+
+    def load_seed_examples(self) -> list[DataPoint]:
+        """Optional seeds: scenarios in the style wanted, as ``{scenario, user_messages}`` or
+        fms-dgt's ConversationDataPoint rows (``{conversation_id, steps: [...]}``, whose
+        scenario step and user steps are read)."""
+        inline, store = self._seed_configs
+        seeds: list[DataPoint] = []
+        doc_path = self.yaml_doc.path if self.yaml_doc else None
+        for i, raw in enumerate(inline or []):
+            source: tuple[Path | None, int | None] = (doc_path, None)
+            keys: tuple[Any, ...] = ("seed_examples", i)
+            row = self._seed_row(raw, source, keys)
+            seeds.append(
+                self._input_from(row, source=source, keys=keys, what=f"seed example {i}", is_seed=True)
+            )
+        if store is not None:
+            for path, line, i, raw in iter_source_records(store, self.base_dir, self.yaml_doc):
+                source, keys = (path, line), (f"record {i}",)
+                row = self._seed_row(raw, source, keys)
+                seeds.append(
+                    self._input_from(row, source=source, keys=keys, what="seed example", is_seed=True)
+                )
+        self.seed_examples = seeds
+        return seeds
+
+    def _seed_row(self, raw: Any, source: tuple[Path | None, int | None], keys: tuple[Any, ...]) -> Any:
+        """A seed as ``{scenario, user_messages}``; fms-dgt's ConversationDataPoint converted."""
+        if not isinstance(raw, dict) or "scenario" in raw:
+            return raw
+        steps = raw.get("steps")
+        if not isinstance(steps, list):
+            raise self._located(
+                f"a conversation seed needs a scenario; this one has {', '.join(map(str, raw)) or 'no keys'}",
+                source,
+                keys,
+                hint="a seed is {scenario: ..., user_messages: [...]} or fms-dgt's ConversationDataPoint "
+                "{conversation_id, steps: [{role: scenario, content: ...}, ...]}",
+            )
+        steps = [s for s in steps if isinstance(s, dict)]
+        scenario = next((s.get("content") for s in steps if s.get("role") in SCENARIO_ROLES), None)
+        if not isinstance(scenario, str) or not scenario.strip():
+            raise self._located(
+                "this conversation seed has no scenario step with text",
+                source,
+                keys,
+                hint=f"its steps' roles: {', '.join(str(s.get('role')) for s in steps) or 'none'}",
+            )
+        users = [s["content"] for s in steps if s.get("role") == "user" and isinstance(s.get("content"), str)]
+        return {"scenario": scenario.strip(), "user_messages": users}
 
     def output_to_example(self, record: DataPoint) -> DataPoint | None:
-        return None  # no in-context examples: nothing to keep in the pool
+        return None  # generated conversations are not shown as examples
+
+
+def _text(value: Any) -> str:
+    """A persona's value as text: lists joined, mappings as ``key value`` pairs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_text(v)}" for k, v in value.items() if v not in (None, ""))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value if v not in (None, ""))
+    return str(value).strip()
 
 
 def describe(persona: Any) -> str:
     """A persona as text: a string as it is, a mapping as ``key: value`` pairs."""
     if isinstance(persona, dict):
-        return "; ".join(f"{k}: {v}" for k, v in persona.items() if v not in (None, "")).strip()
+        return "; ".join(
+            f"{k}: {_text(v)}" for k, v in persona.items() if v not in (None, "", [], {})
+        ).strip()
     return str(persona).strip()

@@ -17,7 +17,6 @@ from __future__ import annotations
 UNSUPPORTED_BUILDERS: dict[str, tuple[str, str | None]] = {
     "time_series": ("SDForger time-series synthesis (fine-tunes a model on the series)", None),
     "tool_calling/multi_turn/stateless": ("multi-turn tool-calling conversations", "conversation"),
-    "public/rag/conversation": ("conversations grounded in retrieved documents", "conversation"),
     "public/safety/refusal": ("refusals to requests a risk policy forbids", "self_instruct"),
 }
 

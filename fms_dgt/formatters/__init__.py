@@ -11,5 +11,15 @@ formatters.add(
     "formatters/native",
 )
 formatters.add("chat", "fms_dgt.formatters.templates:ChatMessagesFormatter", "openai_chat", "messages")
+formatters.add(
+    "conversation",
+    "fms_dgt.formatters.conversation:ConversationFormatter",
+    "formatters/conversation/messages",
+)
+formatters.add(
+    "grounded_conversation",
+    "fms_dgt.formatters.conversation:GroundedConversationFormatter",
+    "formatters/conversation/rag/static",
+)
 
 __all__ = ["Formatter"]

@@ -24,7 +24,7 @@ import glob
 import os
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ class Document:
     text: str
     record: int | None = None
     line: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # a record's fields besides its text
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,7 +180,9 @@ def load_documents(
                         line=found.line or 1,
                         hint="add text, or leave the file out of documents.path",
                     )
-                documents.append(Document(file, found.title, found.text, found.record, found.line))
+                documents.append(
+                    Document(file, found.title, found.text, found.record, found.line, found.fields)
+                )
     problems.raise_if_any()
     return DocumentSource(documents, config.chunk_tokens, config.overlap_tokens)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,8 @@ class Extracted:
     title: str
     record: int | None = None  # the record's index in a .json / .jsonl file
     line: int | None = None  # the line a .jsonl record is on
+    # a record's other fields (an id, a group such as ``domain``...), for builders that use them
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def title_from_name(path: Path) -> str:
@@ -116,7 +118,8 @@ def _records(path: Path, text_field: str, title_field: str) -> Iterator[Extracte
         title = record.get(title_field)
         if not isinstance(title, str) or not title.strip():
             title = markdown_title(text) or title_from_name(path)
-        yield Extracted(text, title.strip(), record=i, line=line)
+        others = {k: v for k, v in record.items() if k != text_field}
+        yield Extracted(text, title.strip(), record=i, line=line, fields=others)
 
 
 def _pdf(path: Path) -> Extracted:

@@ -22,7 +22,6 @@ holds them, and the record keeps them.
 from __future__ import annotations
 
 import hashlib
-import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,27 +73,13 @@ class ConversationBuilder(GenerationDataBuilder):
 
     async def __call__(self, request_idx: int, seed_data: Sequence[Any]) -> list[Any]:
         task = self.task
-        seed = task.runner_config.seed
-        samples = task.draw_samples(request_idx)
-        rng = random.Random(f"{seed}:{request_idx}:conversation")
-        persona = task.persona(samples, rng)
-        planned = rng.randint(task.min_turns, task.max_turns)
-        if task.patterns is not None and task.patterns.ends:
-            planned = task.max_turns  # the end patterns decide where it ends
-        passages = task.documents.draw(request_idx, seed) if task.documents else []
-        examples = task.scenario_examples(request_idx)
-        pattern_rng = random.Random(f"{seed}:{request_idx}:patterns")
-        drawn: list[str] = []
+        plan = task.plan(request_idx)
+        persona, documents = plan.persona, plan.documents
         tokens = {"prompt": 0, "completion": 0}
         meta: dict[str, Any] = {"request_idx": request_idx}
-        details = {k: v for k, v in samples.items() if k != task.persona_sampler}
-        documents = [p.shown() for p in passages]
         scenario = ""
         messages = [{"role": "system", "content": task.assistant_system}] if task.assistant_system else []
-        grounded_system = (
-            _TEMPLATES["grounded_assistant"].render(system=task.assistant_system, documents=documents).strip()
-        )
-        openings = [_brief(m, OPENING_WORDS) for e in examples for m in e.user_messages[:1]][:2]
+        drawn: list[str] = []
         ended_by, model, trimmed = "length", None, 0
         try:
             scenario = await self._user_side(
@@ -102,16 +87,14 @@ class ConversationBuilder(GenerationDataBuilder):
                 tokens,
                 meta,
                 persona=persona,
-                details=details,
+                details=plan.details,
                 task_description=task.task_description,
                 documents=documents,
-                examples=[_brief(e.scenario, EXAMPLE_WORDS) for e in examples],
+                examples=[_brief(e.scenario, EXAMPLE_WORDS) for e in plan.examples],
             )
-            for turn in range(1, planned + 1):
-                pattern = None
-                if task.patterns is not None:
-                    pattern = task.patterns.draw(pattern_rng, may_end=turn >= task.min_turns)
-                    drawn.append(pattern.name)
+            for turn in range(1, plan.turns + 1):
+                pattern = plan.pattern(turn)
+                drawn += [pattern.name] if pattern else []
                 history = [m for m in messages if m["role"] != "system"]
                 text = await self._user_side(
                     "user_turn",
@@ -122,32 +105,27 @@ class ConversationBuilder(GenerationDataBuilder):
                     history=history,
                     hint=pattern.steer if pattern else None,
                     titles=[d["title"] for d in documents],
-                    openings=openings if documents and not history else [],
+                    openings=[]
+                    if history or not documents
+                    else [_brief(o, OPENING_WORDS) for o in plan.openings()],
                 )
                 messages.append({"role": "user", "content": text})
-                chat = [m for m in messages if m["role"] != "system"]
-                asked = (
-                    [{"role": "system", "content": grounded_system}, *chat] if documents else list(messages)
-                )
-                request = LMRequest(messages=asked, metadata={**meta, "turn": turn})
-                result = await self._ask(self.llm1, request, tokens)
+                result = await self._answer(messages, documents, tokens, {**meta, "turn": turn})
                 model = result.model
                 answer = _whole(result, result.text.strip(), "answer", trim=task.trim_cut_answers)
                 trimmed += answer != result.text.strip()
                 messages.append({"role": "assistant", "content": answer})
-                if pattern is not None and task.patterns is not None and task.patterns.ends_with(pattern):
+                if pattern is not None and plan.ends_with(pattern):
                     ended_by = "controller"
                     break
-                if task.min_turns <= turn < planned and await self._ends(messages, tokens, meta):
+                if task.min_turns <= turn < plan.turns and await self._ends(messages, tokens, meta):
                     ended_by = "controller"
                     break
         except Failed:
             return []  # the failed request is in the failed store
         except Unusable as exc:
             raw = {"persona": persona, "scenario": scenario, "messages": messages, "text": exc.text}
-            if documents:
-                raw["documents"] = documents
-            return [Rejection(exc.reason, raw=raw, block="conversation")]
+            return [Rejection(exc.reason, raw={**raw, **plan.grounding()}, block="conversation")]
         return [
             task.instantiate_output_example(
                 persona=persona,
@@ -162,15 +140,32 @@ class ConversationBuilder(GenerationDataBuilder):
                     "user_model": self.user_llm.model,
                     "prompt_template": _hash(task.assistant_system or ""),
                     "tokens": tokens,
-                    "planned_turns": planned,
+                    "planned_turns": plan.turns,
                     **({"trimmed_answers": trimmed} if trimmed else {}),
-                    **({"samples": samples} if samples else {}),
+                    **({"samples": plan.samples} if plan.samples else {}),
                     **({"patterns": drawn} if drawn else {}),
-                    **({"documents": [p.lineage(task.base_dir) for p in passages]} if passages else {}),
-                    **({"icl_ids": [e.id for e in examples]} if examples else {}),
+                    **plan.lineage(),
                 },
             )
         ]
+
+    async def _answer(
+        self,
+        messages: list[dict[str, str]],
+        documents: list[dict[str, str]],
+        tokens: dict[str, int],
+        meta: dict[str, Any],
+    ) -> LMResult:
+        """The assistant's answer to the conversation so far; grounded, its system message
+        holds the documents (after ``assistant_system``)."""
+        asked = list(messages)
+        if documents:
+            system = _TEMPLATES["grounded_assistant"].render(
+                system=self.task.assistant_system, documents=documents
+            )
+            chat = [m for m in messages if m["role"] != "system"]
+            asked = [{"role": "system", "content": system.strip()}, *chat]
+        return await self._ask(self.llm1, LMRequest(messages=asked, metadata=meta), tokens)
 
     async def _ask(self, engine: Engine, request: LMRequest, tokens: dict[str, int]) -> LMResult:
         result = await engine.agenerate(request)

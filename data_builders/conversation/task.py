@@ -16,7 +16,7 @@ from fms_dgt.registry import did_you_mean
 from fms_dgt.sources.documents import DocumentsConfig, load_documents
 
 from .fmsdgt import FromStages, read_stages
-from .grounding import DocumentDraw, Grounding
+from .grounding import DocumentDraw, Grounding, Passage
 from .patterns import PatternDraw, UserPattern
 
 MAX_TURNS = 20
@@ -45,6 +45,52 @@ class ConversationSeed(DataPoint):
 
     scenario: str
     user_messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """What conversation ``i`` is made of, drawn before any model call from
+    ``runner_config.seed`` and ``i`` alone (a resumed run plans call ``i`` the same way): its
+    persona, number of exchanges, documents, seed examples and pattern draws."""
+
+    persona: str
+    turns: int
+    samples: dict[str, Any]
+    details: dict[str, Any]  # the sampler values other than the persona
+    passages: list[Passage]
+    examples: list[ConversationSeed]
+    patterns: PatternDraw | None
+    min_turns: int
+    rng: random.Random  # the pattern draws
+    base_dir: Path
+
+    def __post_init__(self) -> None:
+        self.documents = [p.shown() for p in self.passages]
+
+    def pattern(self, turn: int) -> UserPattern | None:
+        """The pattern of user turn ``turn`` (None without patterns); end patterns only from
+        ``min_turns`` on."""
+        if self.patterns is None:
+            return None
+        return self.patterns.draw(self.rng, may_end=turn >= self.min_turns)
+
+    def ends_with(self, pattern: UserPattern) -> bool:
+        return self.patterns is not None and self.patterns.ends_with(pattern)
+
+    def openings(self) -> list[str]:
+        """Up to two seeds' first messages (examples of how a conversation opens)."""
+        return [e.user_messages[0] for e in self.examples if e.user_messages][:2]
+
+    def grounding(self) -> dict[str, Any]:
+        return {"documents": self.documents} if self.documents else {}
+
+    def lineage(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.passages:
+            out["documents"] = [p.lineage(self.base_dir) for p in self.passages]
+        if self.examples:
+            out["icl_ids"] = [e.id for e in self.examples]
+        return out
 
 
 class ConversationTask(GenerationTask):
@@ -256,12 +302,29 @@ class ConversationTask(GenerationTask):
         source = load_documents(documents, self.base_dir, self.yaml_doc, key)
         return DocumentDraw(source, grounding or Grounding(), self.base_dir)
 
-    def scenario_examples(self, call_index: int) -> list[ConversationSeed]:
-        """The seeds shown to call ``call_index``'s scenario step (``seed_batch_size`` of them;
-        the same for the same seed and index)."""
+    def plan(self, call_index: int) -> Plan:
+        """Everything about conversation ``call_index`` that is drawn, not generated."""
+        seed = self.runner_config.seed
+        samples = self.draw_samples(call_index)
+        rng = random.Random(f"{seed}:{call_index}:conversation")
+        persona = self.persona(samples, rng)
+        turns = rng.randint(self.min_turns, self.max_turns)
+        if self.patterns is not None and self.patterns.ends:
+            turns = self.max_turns  # the end patterns decide where it ends
         seeds = [s for s in self.seed_examples if isinstance(s, ConversationSeed)]
-        rng = random.Random(f"{self.runner_config.seed}:{call_index}:examples")
-        return rng.sample(seeds, min(self.runner_config.seed_batch_size, len(seeds)))
+        pick = random.Random(f"{seed}:{call_index}:examples")
+        return Plan(
+            persona=persona,
+            turns=turns,
+            samples=samples,
+            details={k: v for k, v in samples.items() if k != self.persona_sampler},
+            passages=self.documents.draw(call_index, seed) if self.documents else [],
+            examples=pick.sample(seeds, min(self.runner_config.seed_batch_size, len(seeds))),
+            patterns=self.patterns,
+            min_turns=self.min_turns,
+            rng=random.Random(f"{seed}:{call_index}:patterns"),
+            base_dir=self.base_dir,
+        )
 
     def load_seed_examples(self) -> list[DataPoint]:
         """Optional seeds: scenarios in the style wanted, as ``{scenario, user_messages}`` or

@@ -267,3 +267,22 @@ def test_the_formatters() -> None:
     assert ConversationFormatter(system=False).format(record)["messages"] == record["messages"][1:]
     grounded = GroundedConversationFormatter().format(record)
     assert grounded["documents"] == record["documents"] and grounded["conversation_id"] == "abc"
+
+
+def test_the_documented_conversation_tasks_are_valid() -> None:
+    """The task.yaml examples of the conversation section of docs/builders.md name keys and
+    values the conversation task accepts (their data files are the reader's)."""
+    from fms_dgt.config.components import check_args
+    from fms_dgt.config.task_file import RUNTIME_TASK_ARGS
+    from fms_dgt.index import default_builder_paths, import_builder, index_builders
+
+    text = (Path(__file__).parents[2] / "docs/builders.md").read_text()
+    section = text[text.index("### `conversation`: multi-turn") : text.index("## Transformation and judging")]
+    blocks = [yaml.safe_load(b) for k, b in re.findall(r"```(\w*)\n(.*?)```", section, re.S) if k == "yaml"]
+    tasks = [b for b in blocks if isinstance(b, dict) and "data_builder" in b]
+    assert len(tasks) == 2
+    task_cls = import_builder(index_builders(default_builder_paths())["conversation"]).TASK_TYPE
+    identity = {"task_name", "task_description", "created_by", "data_builder"}
+    for task in tasks:
+        args = {k: v for k, v in task.items() if k not in identity | {"formatter", "runner_config"}}
+        check_args(task_cls, args, doc=None, key=(), what="task", reserved=RUNTIME_TASK_ARGS | identity)

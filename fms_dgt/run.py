@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--machine-batch-size", type=int, metavar="N", help="synthetic examples mixed into each call"
     )
     p.add_argument("--max-concurrent-calls", type=int, metavar="N", help="builder calls in flight per task")
+    p.add_argument(
+        "--max-cost-usd", type=float, metavar="USD", help="stop a task when it has spent this much (all runs)"
+    )
+    p.add_argument(
+        "--max-tokens-total", type=int, metavar="N", help="stop a task when it has used this many tokens"
+    )
+    p.add_argument("--max-seconds", type=float, metavar="S", help="stop a task when it has run this long")
     p.add_argument("--seed", type=int, help="random seed for in-context example sampling")
     p.add_argument("--restart", action="store_true", help="discard previous outputs of the selected tasks")
     p.add_argument(
@@ -311,6 +318,9 @@ def _overrides(args: argparse.Namespace) -> Any:
         "machine_batch_size": args.machine_batch_size,
         "max_concurrent_calls": args.max_concurrent_calls,
         "seed": args.seed,
+        "max_cost_usd": args.max_cost_usd,
+        "max_tokens_total": args.max_tokens_total,
+        "max_seconds": args.max_seconds,
     }
     given = {k: v for k, v in cli_runner.items() if v is not None}
     _check_runner_flags(given)

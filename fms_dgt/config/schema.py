@@ -42,6 +42,15 @@ class RunnerConfig(Strict):
         description="how long every LLM request may keep failing (server down) before the task stops",
     )
     seed: int | None = None
+    # budgets: the task stops (budget_exhausted / time_limit) when one is spent, over all its
+    # runs; the same command with a raised limit continues (fms_dgt/budget.py)
+    max_cost_usd: float | None = Field(default=None, gt=0, description="US dollars the task may spend")
+    max_tokens_total: int | None = Field(
+        default=None,
+        gt=0,
+        description="prompt + completion tokens the task may use (cached answers are free)",
+    )
+    max_seconds: float | None = Field(default=None, gt=0, description="seconds the task may run")
 
 
 class DatastoreConfig(BaseModel):

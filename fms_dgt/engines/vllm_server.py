@@ -162,6 +162,7 @@ class VLLMServerEngine(OpenAIEngine):
     """
 
     kind: ClassVar[str] = "vllm-server"
+    hosted: ClassVar[bool] = False  # a server we start: its model costs nothing per token
 
     def __init__(
         self,

@@ -241,7 +241,7 @@ def _run(runtime: Any) -> list[Any] | None:
                 log.warning("received %s: stopping cleanly (send again to force)", sig.name)
                 main_task.cancel()  # type: ignore[union-attr]
             else:
-                os._exit(EXIT_INTERRUPTED)
+                _force_exit()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
@@ -259,6 +259,21 @@ def _run(runtime: Any) -> list[Any] | None:
         _stop_on_sigterm()  # the loop's handlers are gone with it
 
 
+def _force_exit() -> None:
+    """Exit at once (a second stop signal), without leaving model processes behind: the
+    children this process started (vLLM's engine core, servers a ``vllm-server`` engine
+    launched) are killed with their own children first, since the exit handlers that would
+    stop them cleanly are skipped."""
+    import multiprocessing
+
+    servers = sys.modules.get("fms_dgt.engines.vllm_server")
+    if servers is not None:
+        servers.kill_started_servers()
+    for child in multiprocessing.active_children():
+        child.kill()
+    os._exit(EXIT_INTERRUPTED)
+
+
 def _leave_stuck_builder_calls(grace: float = 2.0) -> None:
     """Exit now if plain builder calls are still running in worker threads after a stop.
 
@@ -273,7 +288,7 @@ def _leave_stuck_builder_calls(grace: float = 2.0) -> None:
 
     # the run is already stopped: another signal now means "exit at once", as during the run
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: os._exit(EXIT_INTERRUPTED))
+        signal.signal(sig, lambda *_: _force_exit())
     deadline = time.monotonic() + grace
     for thread in threading.enumerate():
         if thread.name.startswith("dgt-builder") and thread.is_alive():

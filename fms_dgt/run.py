@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed for in-context example sampling")
     p.add_argument("--restart", action="store_true", help="discard previous outputs of the selected tasks")
     p.add_argument(
+        "--preview",
+        type=int,
+        metavar="N",
+        help="make N records per task through the whole pipeline, print them with every rejection "
+        "and an estimate for the full task, and write nothing to the output folder",
+    )
+    p.add_argument(
         "--validate", action="store_true", help="load and check everything, call no model, then exit"
     )
     p.add_argument(
@@ -162,6 +169,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.validate:
         return _validate(runtime)
     runtime.prepare()
+    if args.preview is not None:
+        return _preview(runtime, args, task_paths, overrides)
     from fms_dgt.run_log import quiet_libraries
 
     with quiet_libraries(runtime.output_dir, args.verbose) as log_path:
@@ -178,6 +187,40 @@ def _main(args: argparse.Namespace) -> int:
     if log_path is not None:
         print(f"log: {log_path} (details and the model libraries' own output; -v shows them here)")
     return EXIT_OK if all(o.status == "complete" for o in outcomes) else EXIT_FAILED
+
+
+def _preview(runtime: Any, args: argparse.Namespace, task_paths: list[str], overrides: Any) -> int:
+    """``--preview N``: N records per task in a temporary folder, printed with their
+    rejections and an estimate for the whole task (fms_dgt/preview.py)."""
+    import copy
+
+    from fms_dgt.preview import preview_overrides, run_preview, targets
+    from fms_dgt.progress import Progress
+    from fms_dgt.run_log import quiet_libraries
+    from fms_dgt.runtime import Runtime
+
+    if args.preview < 1:
+        from fms_dgt.errors import ConfigError
+
+        raise ConfigError(
+            f"--preview must be at least 1, got {args.preview}",
+            field="--preview",
+            hint="the number of records to make",
+        )
+    full = targets(runtime)
+    small = copy.copy(overrides)
+    small.runner = preview_overrides(overrides.runner, args.preview)
+
+    def make(tmp: Path) -> Any:
+        progress = Progress(use_bars=False if args.no_progress else None)
+        return Runtime(task_paths, args.builder_paths, tmp, small, progress=progress)
+
+    with quiet_libraries(runtime.output_dir, args.verbose):
+        empty = run_preview(make, full, args.preview, _run)
+    if empty < 0:
+        return EXIT_INTERRUPTED
+    print("nothing was written to the tasks' output folders; run without --preview to generate")
+    return EXIT_OK if empty == 0 else EXIT_FAILED
 
 
 def _validate(runtime: Any) -> int:

@@ -126,7 +126,7 @@ class TransformationRun(TaskRun):
         span = next(spans, None)
         batch: list[DataPoint] = []
         start = 0
-        for row, record in enumerate(self.task.iter_input()):
+        for row, record in enumerate(itertools.islice(self.task.iter_input(), self.rc.max_input_rows)):
             while span is not None and row >= span[0] + span[1]:
                 span = next(spans, None)
             if span is not None and span[0] <= row:

@@ -28,6 +28,9 @@ class RunnerConfig(Strict):
         default=2, ge=0, description="accepted synthetic examples mixed into each call"
     )
     transform_batch_size: int = Field(default=8, ge=1, description="input rows per transformation call")
+    max_input_rows: int | None = Field(
+        default=None, ge=1, description="a transformation processes only the first N input rows (None: all)"
+    )
     max_concurrent_calls: int = Field(default=32, ge=1, description="builder calls in flight at once")
     save_formatted_output: bool = False
     max_stalled_attempts: int = Field(

@@ -74,7 +74,7 @@ def main() -> None:
     checked = validate(files, a.data)
     loaded = [f for f, (ok, _) in checked.items() if ok]
     ran = run(loaded, a.data, a.target, a.timeout) if a.run and loaded else {}
-    rows = ["| task file | loads | run (target %d) |" % a.target, "|---|---|---|"]
+    rows = [f"| task file | loads | run (target {a.target}) |", "|---|---|---|"]
     for f, (ok, detail) in checked.items():
         rel = f.relative_to(a.tasks)
         outcome = ran.get(detail, "not run") if ok else "-"

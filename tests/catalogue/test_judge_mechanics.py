@@ -1,0 +1,72 @@
+"""The judging builders' mechanics against a fake model (tests/catalogue/transform_server.py):
+what a small real model does only by chance happens on demand: an answer that is not JSON
+(cut at max_tokens), a score out of range, a list whose length does not match the row, a
+label outside the set. Each is one request (no engine retry) and one rejection that keeps
+the raw answer. The same builders run on the real default model in test_<builder>.py."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.catalogue.transform_server import prompt_of, run_fake, task
+
+
+def schema_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema the request constrains the answer to."""
+    return body["response_format"]["json_schema"]["schema"]
+
+
+def rejections(run: Any) -> dict[str, dict[str, Any]]:
+    """The rejected store by the first word of the row's instruction."""
+    return {r["record"]["raw"]["instruction"].split()[0]: r for r in run.store("rejected")}
+
+
+# ---- instruction_backtranslation ------------------------------------------------------------
+
+
+def test_instruction_backtranslation_rejects_unusable_ratings_with_the_raw_answer(tmp_path: Path) -> None:
+    answers = {
+        "Alpha": '{"reason": "Direct and complete.", "score": 5}',
+        "Bravo": '{"reason": "It rambles on and on and',  # cut at max_tokens
+        "Charlie": '{"reason": "Great.", "score": 7}',  # out of range
+        "Delta": '{"score": 0, "reason": "Bad."}',  # out of range, below
+        "Echo": '{"reason": "No score given."}',  # missing field
+        "Foxtrot": "Score: 4",  # not JSON at all
+    }
+    seen: list[str] = []
+
+    def reply(body: dict[str, Any]) -> list[str]:
+        instruction = re.search(r"Instruction:\n(\w+)", prompt_of(body)).group(1)  # type: ignore[union-attr]
+        seen.append(instruction)
+        return [answers[instruction]]
+
+    rows = [
+        {"instruction": f"{w} asks how to fold a paper plane.", "generation": f"Answer {w}."} for w in answers
+    ]
+    run = run_fake(task("ib/mech", "instruction_backtranslation", rows), tmp_path, reply)
+    assert run.outcome.status == "complete", run.outcome.message
+    assert sorted(seen) == sorted(answers)  # one request per row: nothing retried
+    score = schema_of(run.bodies[0])["properties"]["score"]
+    assert (score["type"], score["minimum"], score["maximum"]) == ("integer", 1, 5)
+    [record] = run.store("final_data")
+    assert (record["score"], record["reason"]) == (5, "Direct and complete.")
+    assert record["generation"] == "Answer Alpha." and record["model_name"] == "fake"
+    assert record["lineage"]["input_id"] and record["lineage"]["model"] == "fake"
+    rejected = rejections(run)
+    assert set(rejected) == {"Bravo", "Charlie", "Delta", "Echo", "Foxtrot"}
+    for word, r in rejected.items():
+        assert r["block"] == "instruction_backtranslation"
+        assert r["record"]["raw"]["output"] == answers[word]  # the raw answer is kept
+        assert r["record"]["raw"]["generation"] == f"Answer {word}."
+    assert rejected["Bravo"]["reason"].startswith("unparseable answer: Invalid JSON")
+    assert rejected["Foxtrot"]["reason"].startswith("unparseable answer: Invalid JSON")
+    assert (
+        rejected["Charlie"]["reason"] == "invalid answer: score = 7: Input should be less than or equal to 5"
+    )
+    assert (
+        rejected["Delta"]["reason"] == "invalid answer: score = 0: Input should be greater than or equal to 1"
+    )
+    assert rejected["Echo"]["reason"] == "invalid answer: score: Field required"
+    assert not run.store("failed")

@@ -47,6 +47,11 @@ from fms_dgt.datapoint import DataPoint
 from fms_dgt.engines.types import Constraint, LMRequest, LMResult
 
 
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
 def invalid_reason(error: ValidationError) -> str:
     """Why an answer does not fit the verdict's model, in one line."""
     problems = error.errors(include_url=False)
@@ -71,11 +76,32 @@ def texts_problem(value: Any, name: str) -> str | None:
     return None
 
 
+def numbered(texts: list[str]) -> list[tuple[int, str]]:
+    """The non-blank ``texts`` (stripped) with their 1-based positions: what a judge of
+    several items shows the model (a blank item is not judged)."""
+    return [(i, text.strip()) for i, text in enumerate(texts, 1) if text.strip()]
+
+
+def scores_schema(count: int, low: int, high: int) -> dict[str, Any]:
+    """``{"scores": [...]}`` with exactly ``count`` integers ``low..high``."""
+    score = {"type": "integer", "minimum": low, "maximum": high}
+    return {
+        "type": "object",
+        "properties": {"scores": {"type": "array", "items": score, "minItems": count, "maxItems": count}},
+        "required": ["scores"],
+        "additionalProperties": False,
+    }
+
+
+def counted(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def scores_problem(scores: list[int], numbers: list[int], low: int, high: int, item: str) -> str | None:
     """Why ``scores`` are not one score in ``low..high`` for each of the ``item``s numbered
     ``numbers`` (1-based positions in the row), or None."""
     if len(scores) != len(numbers):
-        return f"count mismatch: {len(scores)} scores for {len(numbers)} {item}s"
+        return f"count mismatch: {counted(len(scores), 'score')} for {counted(len(numbers), item)}"
     for number, score in zip(numbers, scores):
         if not low <= score <= high:
             return f"score {score} of {item} {number} is out of range {low}..{high}"
@@ -112,23 +138,23 @@ class Judge(PromptTransformer):
     def prompt_hash(self) -> str:
         return self._templates_hash()
 
+    def output_model(self) -> type[BaseModel]:
+        """The verdict's model: ``OUTPUT`` (a builder whose verdict depends on the task,
+        such as a mode, returns another)."""
+        return self.OUTPUT
+
     def schema(self, row: Any) -> dict[str, Any]:
         """The JSON schema the model's answer about ``row`` is constrained to."""
-        return self._schema()
-
-    @classmethod
-    @functools.cache
-    def _schema(cls) -> dict[str, Any]:
-        return cls.OUTPUT.model_json_schema()
+        return _schema(self.output_model())
 
     def unjudgeable(self, row: Any) -> str | None:
         """Why ``row`` cannot be judged at all (rejected without a request), or None."""
         return None
 
     def verdict(self, text: str) -> BaseModel | str:
-        """``text`` as an ``OUTPUT`` instance, or why it is none."""
+        """``text`` as an instance of the verdict's model, or why it is none."""
         try:
-            return self.OUTPUT.model_validate_json(text)
+            return self.output_model().model_validate_json(text)
         except ValidationError as exc:
             return invalid_reason(exc)
 
@@ -177,4 +203,12 @@ class Judge(PromptTransformer):
         return {**row.user_fields(), **answer.model_dump()}
 
 
-__all__ = ["Judge", "invalid_reason", "scores_problem", "texts_problem"]
+__all__ = [
+    "Judge",
+    "counted",
+    "invalid_reason",
+    "numbered",
+    "scores_problem",
+    "scores_schema",
+    "texts_problem",
+]

@@ -70,3 +70,54 @@ def test_instruction_backtranslation_rejects_unusable_ratings_with_the_raw_answe
     )
     assert rejected["Echo"]["reason"] == "invalid answer: score: Field required"
     assert not run.store("failed")
+
+
+# ---- quality_scorer -------------------------------------------------------------------------
+
+FIRST_LINE = re.compile(r"Instruction:\n(\w+)")
+
+
+def first_word(body: dict[str, Any]) -> str:
+    return FIRST_LINE.search(prompt_of(body)).group(1)  # type: ignore[union-attr]
+
+
+def test_quality_scorer_scores_every_response_in_one_request(tmp_path: Path) -> None:
+    answers = {
+        "Alpha": '{"scores": [6, 2]}',  # responses 1 and 3 (2 is blank)
+        "Bravo": '{"scores": [4, 5, 1]}',  # count mismatch: 3 scores for 2 responses
+        "Charlie": '{"scores": [3, 9]}',  # out of range
+        "Delta": '{"scores": [4, ',  # cut off
+    }
+    rows = [
+        {"instruction": "Alpha: boil an egg?", "responses": ["Six minutes.", "  ", "Eggs are food."]},
+        {"instruction": "Bravo: capital of Japan?", "responses": ["Tokyo.", "Kyoto."]},
+        {"instruction": "Charlie: a name tip?", "responses": ["Repeat it.", "Say it twice."]},
+        {"instruction": "Delta: why is the sky blue?", "responses": ["Scattering."]},
+        {"instruction": "Echo: nothing to score?", "responses": ["", " "]},
+    ]
+    run = run_fake(
+        task("qs/mech", "quality_scorer", rows, max_score=6),
+        tmp_path,
+        lambda body: [answers[first_word(body)]],
+    )
+    assert run.outcome.status == "complete", run.outcome.message
+    assert sorted(first_word(b) for b in run.bodies) == ["Alpha", "Bravo", "Charlie", "Delta"]  # not Echo
+    bodies = {first_word(b): b for b in run.bodies}
+    alpha = prompt_of(bodies["Alpha"])
+    assert "[Response 1]\nSix minutes." in alpha and "[Response 3]\nEggs are food." in alpha
+    assert "[Response 2]" not in alpha  # the blank response is not shown
+    scores = schema_of(bodies["Alpha"])["properties"]["scores"]
+    assert (scores["minItems"], scores["maxItems"], scores["items"]["maximum"]) == (2, 2, 6)
+    assert schema_of(bodies["Bravo"])["properties"]["scores"]["maxItems"] == 2
+    [record] = run.store("final_data")
+    assert record["scores"] == [6, None, 2] and record["responses"] == rows[0]["responses"]
+    assert record["model_name"] == "fake"
+    rejected = {r["record"]["raw"]["instruction"].split(":")[0]: r for r in run.store("rejected")}
+    assert rejected["Bravo"]["reason"] == "count mismatch: 3 scores for 2 responses"
+    assert rejected["Charlie"]["reason"] == "score 9 of response 2 is out of range 1..6"
+    assert rejected["Delta"]["reason"].startswith("unparseable answer: Invalid JSON")
+    assert rejected["Echo"]["reason"] == "no response to score: every response is blank"
+    assert "output" not in rejected["Echo"]["record"]["raw"]  # never asked
+    for word in ("Bravo", "Charlie", "Delta"):
+        assert rejected[word]["record"]["raw"]["output"] == answers[word]
+        assert rejected[word]["block"] == "quality_scorer"

@@ -121,3 +121,50 @@ def test_quality_scorer_scores_every_response_in_one_request(tmp_path: Path) -> 
     for word in ("Bravo", "Charlie", "Delta"):
         assert rejected[word]["record"]["raw"]["output"] == answers[word]
         assert rejected[word]["block"] == "quality_scorer"
+
+
+# ---- complexity_scorer ----------------------------------------------------------------------
+
+INSTRUCTION_ONE = re.compile(r"\[Instruction \d+\]\n(\w+)")
+
+
+def test_complexity_scorer_scores_the_instructions_side_by_side(tmp_path: Path) -> None:
+    answers = {
+        "Alpha": '{"scores": [1, 4]}',
+        "Bravo": '{"scores": [2]}',  # count mismatch: 1 score for 2 instructions
+        "Charlie": '{"scores": [0, 3]}',  # out of range
+        "Delta": '{"score": [1, 2]}',  # the wrong key
+    }
+    rows = [
+        {"instructions": ["Alpha: name a fruit.", "", "Alpha: name a fruit grown in Norway and when."]},
+        {"instructions": ["Bravo: add 2 and 3.", "Bravo: add 2 and 3, then square it."]},
+        {"instructions": ["Charlie: say hi.", "Charlie: say hi in five languages."]},
+        {"instructions": ["Delta: why rain?", "Delta: why rain falls in drops."]},
+        {"instructions": ["   "]},
+    ]
+
+    def reply(body: dict[str, Any]) -> list[str]:
+        return [answers[INSTRUCTION_ONE.search(prompt_of(body)).group(1).rstrip(":")]]  # type: ignore[union-attr]
+
+    run = run_fake(task("cs/mech", "complexity_scorer", rows, max_score=5), tmp_path, reply)
+    assert run.outcome.status == "complete", run.outcome.message
+    assert len(run.bodies) == 4  # the all-blank row is not sent
+    alpha = next(b for b in run.bodies if "Alpha" in prompt_of(b))
+    assert "[Instruction 3]\nAlpha: name a fruit grown" in prompt_of(
+        alpha
+    ) and "[Instruction 2]" not in prompt_of(alpha)
+    scores = schema_of(alpha)["properties"]["scores"]
+    assert (scores["minItems"], scores["maxItems"], scores["items"]["maximum"]) == (2, 2, 5)
+    [record] = run.store("final_data")
+    assert record["scores"] == [1, None, 4] and record["instructions"] == rows[0]["instructions"]
+    assert record["model_name"] == "fake" and set(record) >= {"instructions", "scores", "lineage"}
+    reasons = {
+        r["record"]["raw"]["instructions"][0].split(":")[0].strip(): r["reason"]
+        for r in run.store("rejected")
+    }
+    assert reasons == {
+        "Bravo": "count mismatch: 1 score for 2 instructions",
+        "Charlie": "score 0 of instruction 1 is out of range 1..5",
+        "Delta": "invalid answer: scores: Field required",
+        "": "no instruction to score: every instruction is blank",
+    }

@@ -38,6 +38,7 @@ def test_every_builder_has_a_documented_task() -> None:
         "evol_quality",
         "instruction_backtranslation",
         "quality_scorer",
+        "complexity_scorer",
     }
 
 

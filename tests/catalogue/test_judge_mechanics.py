@@ -6,6 +6,7 @@ the raw answer. The same builders run on the real default model in test_<builder
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,70 @@ def test_complexity_scorer_scores_the_instructions_side_by_side(tmp_path: Path) 
         "Delta": "invalid answer: scores: Field required",
         "": "no instruction to score: every instruction is blank",
     }
+
+
+# ---- ultrafeedback --------------------------------------------------------------------------
+
+
+def evaluations(*pairs: tuple[str, int]) -> str:
+    return json.dumps({"evaluations": [{"rationale": r, "rating": n} for r, n in pairs]})
+
+
+def test_ultrafeedback_rates_each_generation_on_the_aspect(tmp_path: Path) -> None:
+    answers = {
+        "Alpha": evaluations(("Follows the format.", 5), ("Ignores the list format.", 2)),
+        "Bravo": evaluations(("Fine.", 4)),  # count mismatch: 1 evaluation for 2 generations
+        "Charlie": evaluations(("Fine.", 4), ("Too good.", 6)),  # out of range
+        "Delta": '{"evaluations": [{"rationale": "Fine.", "rating": 4}, {"rationale": "Cut',
+    }
+    rows = [
+        {
+            "instruction": f"{w}: name three fruits as a list.",
+            "generations": ["apple, pear, fig", "Fruit is good."],
+        }
+        for w in answers
+    ]
+
+    def reply(body: dict[str, Any]) -> list[str]:
+        return [answers[first_word(body)]]
+
+    run = run_fake(task("uf/mech", "ultrafeedback", rows, aspect="instruction_following"), tmp_path, reply)
+    assert run.outcome.status == "complete", run.outcome.message
+    assert len(run.bodies) == 4  # one request per row, whatever came back
+    prompt = prompt_of(run.bodies[0])
+    assert prompt.startswith("You are judging 2 responses to an instruction for instruction following")
+    assert "[Response 2]\nFruit is good." in prompt
+    schema = schema_of(run.bodies[0])
+    assert (
+        schema["properties"]["evaluations"]["minItems"]
+        == schema["properties"]["evaluations"]["maxItems"]
+        == 2
+    )
+    assert schema["$defs"]["Evaluation"]["properties"]["rating"]["maximum"] == 5
+    [record] = run.store("final_data")
+    assert record["ratings"] == [5, 2] and record["rationales"] == [
+        "Follows the format.",
+        "Ignores the list format.",
+    ]
+    assert record["aspect"] == "instruction_following" and record["generations"] == rows[0]["generations"]
+    assert record["model_name"] == "fake"
+    rejected = {r["record"]["raw"]["instruction"].split(":")[0]: r for r in run.store("rejected")}
+    assert rejected["Bravo"]["reason"] == "count mismatch: 1 evaluation for 2 generations"
+    assert rejected["Charlie"]["reason"] == (
+        "invalid answer: evaluations.1.rating = 6: Input should be less than or equal to 5"
+    )
+    assert rejected["Delta"]["reason"].startswith("unparseable answer: Invalid JSON")
+    assert all(rejected[w]["record"]["raw"]["output"] == answers[w] for w in rejected)
+
+
+def test_ultrafeedback_default_aspect_is_overall(tmp_path: Path) -> None:
+    rows = [{"instruction": "Alpha: say hi.", "generations": ["Hi!", ""]}]
+    run = run_fake(
+        task("uf/overall", "ultrafeedback", rows),
+        tmp_path,
+        lambda body: [evaluations(("Friendly.", 5), ("Empty.", 1))],
+    )
+    [record] = run.store("final_data")
+    assert record["aspect"] == "overall" and record["ratings"] == [5, 1]
+    prompt = prompt_of(run.bodies[0])
+    assert "for overall quality" in prompt and "[Response 2]\n(empty response)" in prompt

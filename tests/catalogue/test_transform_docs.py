@@ -39,6 +39,7 @@ def test_every_builder_has_a_documented_task() -> None:
         "instruction_backtranslation",
         "quality_scorer",
         "complexity_scorer",
+        "ultrafeedback",
     }
 
 

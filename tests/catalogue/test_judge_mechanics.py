@@ -236,3 +236,95 @@ def test_ultrafeedback_default_aspect_is_overall(tmp_path: Path) -> None:
     assert record["aspect"] == "overall" and record["ratings"] == [5, 1]
     prompt = prompt_of(run.bodies[0])
     assert "for overall quality" in prompt and "[Response 2]\n(empty response)" in prompt
+
+
+# ---- prometheus_eval ------------------------------------------------------------------------
+
+
+def verdict(feedback: str, result: Any) -> str:
+    return json.dumps({"feedback": feedback, "result": result})
+
+
+def test_prometheus_absolute_scores_against_the_rubric(tmp_path: Path) -> None:
+    answers = {
+        "Alpha": verdict("Correct and matches the reference.", 5),
+        "Bravo": verdict("Wrong author.", 6),  # out of range
+        "Charlie": '{"feedback": "The response is',  # cut off
+    }
+    rows = [
+        {
+            "instruction": "Alpha: boiling point of water?",
+            "response": "100 C.",
+            "reference_answer": "100 °C at sea level.",
+        },
+        {"instruction": "Bravo: who wrote Hamlet?", "response": "Dickens.", "reference_answer": "  "},
+        {"instruction": "Charlie: legs of a spider?", "response": "Eight."},
+    ]
+    run = run_fake(
+        task("pe/abs", "prometheus_eval", rows, rubric="factual_validity"),
+        tmp_path,
+        lambda body: [answers[first_word(body)]],
+    )
+    assert run.outcome.status == "complete", run.outcome.message
+    prompts = {first_word(b): prompt_of(b) for b in run.bodies}
+    assert "Reference answer (score 5):\n100 °C at sea level." in prompts["Alpha"]
+    assert "Reference answer" not in prompts["Bravo"]  # a blank reference answer is none
+    assert "Score rubric:\nAre the facts the response states correct" in prompts["Charlie"]
+    result = schema_of(run.bodies[0])["properties"]["result"]
+    assert (result["type"], result["minimum"], result["maximum"]) == ("integer", 1, 5)
+    [record] = run.store("final_data")
+    assert (record["result"], record["feedback"], record["rubric"]) == (
+        5,
+        "Correct and matches the reference.",
+        "factual_validity",
+    )
+    assert record["reference_answer"] == "100 °C at sea level." and record["response"] == "100 C."
+    assert record["model_name"] == "fake"
+    rejected = {r["record"]["raw"]["instruction"].split(":")[0]: r for r in run.store("rejected")}
+    assert (
+        rejected["Bravo"]["reason"] == "invalid answer: result = 6: Input should be less than or equal to 5"
+    )
+    assert rejected["Charlie"]["reason"].startswith("unparseable answer: Invalid JSON")
+    assert rejected["Charlie"]["record"]["raw"]["output"] == answers["Charlie"]
+    assert rejected["Bravo"]["block"] == "prometheus_eval"
+
+
+def test_prometheus_relative_picks_a_or_b_and_rejects_a_tie(tmp_path: Path) -> None:
+    answers = {
+        "Alpha": verdict("B explains the steps; A only gives a number.", "B"),
+        "Bravo": verdict("Both are equally good.", "tie"),  # no ties: A or B
+    }
+    rows = [
+        {
+            "instruction": f"{w}: what is 12 times 12?",
+            "response_a": "144",
+            "response_b": "12 x 12 = 144, since 12 x 10 + 12 x 2.",
+        }
+        for w in answers
+    ]
+    rubrics = {
+        "shows_work": "Does the response show how it reached the answer? Score 1: no steps. Score 5: every step."
+    }
+    t = task("pe/rel", "prometheus_eval", rows, mode="relative", rubric="shows_work", rubrics=rubrics)
+    run = run_fake(t, tmp_path, lambda body: [answers[first_word(body)]])
+    assert run.outcome.status == "complete", run.outcome.message
+    prompt = prompt_of(run.bodies[0])
+    assert "Response A:\n144\n\nResponse B:\n12 x 12 = 144" in prompt
+    assert "Score rubric:\nDoes the response show how it reached the answer?" in prompt
+    assert schema_of(run.bodies[0])["properties"]["result"]["enum"] == ["A", "B"]
+    [record] = run.store("final_data")
+    assert record["result"] == "B" and record["rubric"] == "shows_work" and record["response_a"] == "144"
+    assert record["reference_answer"] is None and record["model_name"] == "fake"
+    [rejected] = run.store("rejected")
+    assert rejected["reason"] == "invalid answer: result = 'tie': Input should be 'A' or 'B'"
+    assert rejected["record"]["raw"]["output"] == answers["Bravo"]
+
+
+def test_prometheus_rubric_given_as_text(tmp_path: Path) -> None:
+    rows = [{"instruction": "Alpha: describe rain.", "response": "Water falling from clouds."}]
+    text = "Is the response concise? Score 1: rambling. Score 5: one clear sentence."
+    run = run_fake(
+        task("pe/text", "prometheus_eval", rows, rubric=text), tmp_path, lambda body: [verdict("Short.", 5)]
+    )
+    [record] = run.store("final_data")
+    assert record["rubric"] == "custom" and f"Score rubric:\n{text}" in prompt_of(run.bodies[0])

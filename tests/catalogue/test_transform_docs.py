@@ -40,6 +40,7 @@ def test_every_builder_has_a_documented_task() -> None:
         "quality_scorer",
         "complexity_scorer",
         "ultrafeedback",
+        "prometheus_eval",
     }
 
 

@@ -36,6 +36,11 @@ def test_every_builder_has_a_documented_task() -> None:
         "embeddings",
         "evol_complexity",
         "evol_quality",
+        "instruction_backtranslation",
+        "quality_scorer",
+        "complexity_scorer",
+        "ultrafeedback",
+        "prometheus_eval",
     }
 
 

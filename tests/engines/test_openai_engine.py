@@ -197,6 +197,22 @@ def test_invalid_structured_output_is_retried_then_recorded(fault_server):
     assert result.attempts == 3 and engine.stats.retries == 2  # every request sent is counted
 
 
+def test_an_unchecked_constraint_is_sent_but_its_answer_is_not_retried(fault_server):
+    bodies: list[dict[str, Any]] = []
+
+    def responder(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        bodies.append(body)
+        return {"choices": [{"index": 0, "message": {"content": '{"name": 1'}, "finish_reason": "length"}]}
+
+    srv = fault_server(responder=responder)
+    engine = OpenAIEngine("fake", base_url=srv.url, max_parse_retries=2)
+    constraint = Constraint(json_schema=PERSON, check=False)
+    (result,) = run(engine, LMRequest(messages=CHAT, constraint=constraint))
+    assert result.ok and result.texts == ['{"name": 1'] and result.parsed == [None]
+    assert srv.counts["requests"] == 1 and engine.stats.retries == 0
+    assert bodies[0]["response_format"]["json_schema"]["schema"] == PERSON  # the model is still constrained
+
+
 def test_a_parse_retry_does_not_use_up_the_transport_retries(fault_server):
     answers = iter(['{"name": 1}', '{"name": 2}', '{"name": "x", "age": 1}'])
 

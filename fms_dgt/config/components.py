@@ -101,7 +101,7 @@ def signature_of(cls: type) -> Signature:
 def _hints(func: Any) -> dict[str, Any]:
     """Resolved annotations of ``func``; one that cannot be resolved reads as ``Any``."""
     try:
-        return typing.get_type_hints(func)
+        return typing.get_type_hints(func, include_extras=True)
     except Exception:
         pass
     out: dict[str, Any] = {}
@@ -148,6 +148,8 @@ class _OpenArgs(_Args):
 
 def _numeric(tp: Any) -> bool:
     args = typing.get_args(tp) or (tp,)
+    # ``Annotated[float, Field(gt=0)]`` is a number too
+    args = tuple(typing.get_args(a)[0] if typing.get_origin(a) is Annotated else a for a in args)
     return bool(args) and all(a in (int, float, type(None)) for a in args) and bool({int, float} & set(args))
 
 

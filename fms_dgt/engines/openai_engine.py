@@ -11,9 +11,14 @@ import functools
 import logging
 import os
 import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from fms_dgt.engines.base import Engine
+from pydantic import Field
+
+from fms_dgt.engines.admission import Admission
+from fms_dgt.engines.base import DEFAULT_MAX_CONCURRENCY, Engine
+from fms_dgt.engines.concurrency import InFlightLimit
+from fms_dgt.engines.rate_limits import WINDOW_SECONDS, RateLimits
 from fms_dgt.engines.replicas import ReplicaSet
 from fms_dgt.engines.transports import CHAT_PATH, COMPLETIONS_PATH, TRANSPORTS, Transport, error_message
 from fms_dgt.engines.types import Constraint, LMRequest, LMResult
@@ -22,6 +27,11 @@ from fms_dgt.errors import ConfigError, FatalEngineError, RetryableEngineError
 log = logging.getLogger("fms_dgt.engines.openai")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# the in-flight ceiling of an adaptive engine whose max_concurrency is not set: far above
+# what builder calls usually keep in flight (the limit only grows while it holds them back)
+ADAPTIVE_CEILING = 256
+
+PerMinute = Annotated[float, Field(gt=0)]
 
 
 class OpenAIEngine(Engine):
@@ -42,10 +52,17 @@ class OpenAIEngine(Engine):
         max_tokens_field: ``max_tokens``, or ``max_completion_tokens`` for OpenAI reasoning models.
         constraint_style: how regex/choice constraints are sent: ``structured_outputs``
             (vLLM >= 0.10) or ``guided`` (older vLLM: ``guided_regex``/``guided_choice``).
+        rpm: at most this many requests in any sliding minute (retries included).
+        tpm: at most this many tokens (prompt + completion) in any sliding minute; a request
+            is counted at its prompt estimate + ``max_tokens`` until its usage is known.
+        adaptive_concurrency: lower the in-flight limit on 429 and raise it while answers
+            flow (AIMD; ``max_concurrency`` is then the ceiling). False: a fixed limit.
         **kwargs: the ``Engine`` settings (max_concurrency, max_retries, timeout, cache...).
     """
 
     kind: ClassVar[str] = "openai"
+    # the providers' rate-limit window; tests shrink it (not a YAML key)
+    rate_window: float = WINDOW_SECONDS
 
     def __init__(
         self,
@@ -60,9 +77,20 @@ class OpenAIEngine(Engine):
         extra_body: dict[str, Any] | None = None,
         max_tokens_field: str = "max_tokens",
         constraint_style: Literal["structured_outputs", "guided"] = "structured_outputs",
+        rpm: PerMinute | None = None,
+        tpm: PerMinute | None = None,
+        adaptive_concurrency: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
+        for field, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and not value > 0:  # the YAML check says so first, with its line
+                raise ConfigError(f"{field} must be a number > 0, got {value!r}", field=field)
+        self.rpm = float(rpm) if rpm is not None else None
+        self.tpm = float(tpm) if tpm is not None else None
+        self.adaptive_concurrency = adaptive_concurrency
+        if adaptive_concurrency and self.max_concurrency_given is None:
+            self.max_concurrency = ADAPTIVE_CEILING
         if api not in ("chat", "completions"):
             raise ConfigError(f"unknown api '{api}'", field="api", hint="use 'chat' or 'completions'")
         if transport not in TRANSPORTS:
@@ -89,6 +117,18 @@ class OpenAIEngine(Engine):
         self.constraint_style = constraint_style
         self._replicas: ReplicaSet[Transport] | None = None
         self._warned_n = False
+
+    def _make_admission(self) -> Admission:
+        """The in-flight limit (adaptive unless turned off: it starts at the usual 32, or
+        the ceiling if lower, and finds the server's limit from its 429s) and the rate
+        limits of the block."""
+        ceiling = self.max_concurrency
+        start = min(ceiling, DEFAULT_MAX_CONCURRENCY) if self.adaptive_concurrency else ceiling
+        limit = InFlightLimit(start, ceiling, adaptive=self.adaptive_concurrency)
+        rates = None
+        if self.rpm is not None or self.tpm is not None:
+            rates = RateLimits(self.rpm, self.tpm, window=self.rate_window)
+        return Admission(limit, rates)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

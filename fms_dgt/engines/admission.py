@@ -11,13 +11,20 @@ Retry-After) and corrects the token estimate with the usage the answer reported
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import contextvars
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from fms_dgt.engines.concurrency import InFlightLimit
 from fms_dgt.engines.rate_limits import RateLimits, RateTicket
 from fms_dgt.engines.types import LMRequest, LMResult
 from fms_dgt.errors import RetryableEngineError
+
+# called by a transport when the attempt's request has been written to the connection (set
+# around each attempt that is rate limited; see ``RateTicket.sent``)
+REQUEST_SENT: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "dgt_request_sent", default=None
+)
 
 
 @dataclass
@@ -44,9 +51,11 @@ class Admission:
         ticket = Ticket()
         answered = overloaded = False
         retry_after: float | None = None
+        reporting: contextvars.Token[Callable[[], None] | None] | None = None
         try:
             if self.rates is not None:
                 ticket.rate = await self.rates.take(request)
+                reporting = REQUEST_SENT.set(ticket.rate.sent)
             yield ticket
             answered = True
         except RetryableEngineError as exc:
@@ -54,7 +63,10 @@ class Admission:
             retry_after = exc.retry_after
             raise
         finally:
+            if reporting is not None:
+                REQUEST_SENT.reset(reporting)
             self.limit.release(slot, answered=answered, overloaded=overloaded, retry_after=retry_after)
-            result = ticket.result
-            if self.rates is not None and ticket.rate is not None and result is not None:
-                self.rates.settle(ticket.rate, result.prompt_tokens, result.completion_tokens)
+            if self.rates is not None and ticket.rate is not None:
+                result = ticket.result
+                usage = (result.prompt_tokens, result.completion_tokens) if result is not None else (0, 0)
+                self.rates.finish(ticket.rate, *usage)

@@ -118,6 +118,10 @@ class OpenAIEngine(Engine):
         self._replicas: ReplicaSet[Transport] | None = None
         self._warned_n = False
 
+    @property
+    def _rate_limited(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
     def _make_admission(self) -> Admission:
         """The in-flight limit (adaptive unless turned off: it starts at the usual 32, or
         the ceiling if lower, and finds the server's limit from its 429s) and the rate
@@ -127,7 +131,9 @@ class OpenAIEngine(Engine):
         limit = InFlightLimit(start, ceiling, adaptive=self.adaptive_concurrency)
         rates = None
         if self.rpm is not None or self.tpm is not None:
-            rates = RateLimits(self.rpm, self.tpm, window=self.rate_window)
+            rates = RateLimits(
+                self.rpm, self.tpm, window=self.rate_window, reports_sent=self.transport_name == "fast"
+            )
         return Admission(limit, rates)
 
     def describe(self) -> dict[str, Any]:
@@ -144,7 +150,16 @@ class OpenAIEngine(Engine):
         # a re-bind to a new event loop discards a transport tied to the old one
         cls = TRANSPORTS[self.transport_name]
         self._replicas = ReplicaSet(
-            [cls(url, self._api_key, self.request_timeout, self.max_concurrency) for url in self.base_urls]
+            [
+                cls(
+                    url,
+                    self._api_key,
+                    self.request_timeout,
+                    self.max_concurrency,
+                    report_sent=self._rate_limited,
+                )
+                for url in self.base_urls
+            ]
         )
         try:
             listings = [await self._probe(url, t) for url, t in zip(self.base_urls, self._replicas.members)]

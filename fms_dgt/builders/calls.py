@@ -27,6 +27,7 @@ class CallSink:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.state_dir = ledger.state_dir  # the task's folder, for engines (see Ledger)
         self.transient_failures = 0
 
     def on_result(self, engine: Engine, request: LMRequest, result: LMResult) -> None:

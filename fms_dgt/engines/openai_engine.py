@@ -7,6 +7,7 @@ the HTTP itself goes through one of the transports in ``engines/transports.py``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -17,6 +18,7 @@ from pydantic import Field
 
 from fms_dgt.engines.admission import Admission
 from fms_dgt.engines.base import DEFAULT_MAX_CONCURRENCY, Engine
+from fms_dgt.engines.batch.options import BatchOptions
 from fms_dgt.engines.concurrency import InFlightLimit
 from fms_dgt.engines.rate_limits import WINDOW_SECONDS, RateLimits
 from fms_dgt.engines.replicas import ReplicaSet
@@ -30,6 +32,9 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # the in-flight ceiling of an adaptive engine whose max_concurrency is not set: far above
 # what builder calls usually keep in flight (the limit only grows while it holds them back)
 ADAPTIVE_CEILING = 256
+
+# requests in flight with the Batch API: each waits for a job, not for a server slot
+BATCH_IN_FLIGHT = 1_000_000
 
 PerMinute = Annotated[float, Field(gt=0)]
 
@@ -46,7 +51,8 @@ class OpenAIEngine(Engine):
         model: model name; if empty, the first model the server lists under ``/models``.
         api: ``chat`` (default: message requests go to chat/completions, prompt requests to
             completions) or ``completions`` (only prompt requests are accepted).
-        transport: ``fast`` (pooled aiohttp + orjson) or ``openai`` (the official client).
+        transport: ``fast`` (pooled aiohttp + orjson), ``openai`` (the official client) or
+            ``batch`` (OpenAI's Batch API: requests grouped into jobs, see ``batch``).
         request_timeout: HTTP timeout of one attempt; default the engine ``timeout``.
         extra_body: extra JSON fields merged into every request (``top_k``, ``min_p``...).
         max_tokens_field: ``max_tokens``, or ``max_completion_tokens`` for OpenAI reasoning models.
@@ -57,6 +63,7 @@ class OpenAIEngine(Engine):
             is counted at its prompt estimate + ``max_tokens`` until its usage is known.
         adaptive_concurrency: lower the in-flight limit on 429 and raise it while answers
             flow (AIMD; ``max_concurrency`` is then the ceiling). False: a fixed limit.
+        batch: settings of the Batch API transport (``BatchOptions``); giving them selects it.
         **kwargs: the ``Engine`` settings (max_concurrency, max_retries, timeout, cache...).
     """
 
@@ -72,7 +79,7 @@ class OpenAIEngine(Engine):
         api_key: str | None = None,
         api_key_env: str | None = None,
         api: Literal["chat", "completions"] = "chat",
-        transport: Literal["fast", "openai"] = "fast",
+        transport: Literal["fast", "openai", "batch"] = "fast",
         request_timeout: float | None = None,
         extra_body: dict[str, Any] | None = None,
         max_tokens_field: str = "max_tokens",
@@ -80,6 +87,7 @@ class OpenAIEngine(Engine):
         rpm: PerMinute | None = None,
         tpm: PerMinute | None = None,
         adaptive_concurrency: bool = True,
+        batch: BatchOptions | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
@@ -93,9 +101,9 @@ class OpenAIEngine(Engine):
             self.max_concurrency = ADAPTIVE_CEILING
         if api not in ("chat", "completions"):
             raise ConfigError(f"unknown api '{api}'", field="api", hint="use 'chat' or 'completions'")
-        if transport not in TRANSPORTS:
+        if transport not in (*TRANSPORTS, "batch"):
             raise ConfigError(
-                f"unknown transport '{transport}'", field="transport", hint="use 'fast' or 'openai'"
+                f"unknown transport '{transport}'", field="transport", hint="use 'fast', 'openai' or 'batch'"
             )
         if constraint_style not in ("structured_outputs", "guided"):
             raise ConfigError(f"unknown constraint_style '{constraint_style}'", field="constraint_style")
@@ -115,8 +123,29 @@ class OpenAIEngine(Engine):
         self.extra_body = dict(extra_body or {})
         self.max_tokens_field = max_tokens_field
         self.constraint_style = constraint_style
+        self.batch: BatchOptions | None = None
+        if batch is not None or transport == "batch":
+            self._use_batch(batch or BatchOptions())
         self._replicas: ReplicaSet[Transport] | None = None
         self._warned_n = False
+
+    def _use_batch(self, options: BatchOptions) -> None:
+        """Requests go through Batch API jobs: answers take up to the completion window, so
+        an attempt may last that long, and nearly any number may wait at once."""
+        if len(self.base_urls) > 1:
+            raise ConfigError("the Batch API takes one base_url, not several", field="base_url")
+        if self._rate_limited:
+            raise ConfigError(
+                "rpm and tpm limit the normal API; Batch API jobs have their own queue limits",
+                field="rpm" if self.rpm is not None else "tpm",
+                hint="remove rpm/tpm, or use transport: fast",
+            )
+        self.batch = options
+        self.transport_name = "batch"
+        self.adaptive_concurrency = False
+        self.max_concurrency = self.max_concurrency_given or BATCH_IN_FLIGHT
+        wait = options.window_seconds + 3600.0  # the window, and an hour to finalize and download
+        self.retry = dataclasses.replace(self.retry, timeout=max(self.retry.timeout, wait))
 
     @property
     def _rate_limited(self) -> bool:
@@ -146,20 +175,19 @@ class OpenAIEngine(Engine):
     def __repr__(self) -> str:  # the key must never appear in logs or tracebacks
         return f"OpenAIEngine(name={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
 
+    def _transport(self, url: str, timeout: float, pool: int) -> Transport:
+        if self.batch is not None:
+            from fms_dgt.engines.batch.jobs import BatchTransport
+
+            return BatchTransport(url, self._api_key, timeout, options=self.batch, journal_name=self.name)
+        cls = TRANSPORTS[self.transport_name]
+        return cls(url, self._api_key, timeout, pool, report_sent=self._rate_limited)
+
     async def _start(self) -> None:
         # a re-bind to a new event loop discards a transport tied to the old one
-        cls = TRANSPORTS[self.transport_name]
+        pool = self.max_concurrency
         self._replicas = ReplicaSet(
-            [
-                cls(
-                    url,
-                    self._api_key,
-                    self.request_timeout,
-                    self.max_concurrency,
-                    report_sent=self._rate_limited,
-                )
-                for url in self.base_urls
-            ]
+            [self._transport(url, self.request_timeout, pool) for url in self.base_urls]
         )
         try:
             listings = [await self._probe(url, t) for url, t in zip(self.base_urls, self._replicas.members)]
@@ -209,9 +237,8 @@ class OpenAIEngine(Engine):
     async def reachability_problem(self) -> str | None:
         """For ``--validate``: why this engine's server cannot be used, or None. Opens and
         closes its own connections (no model is asked anything)."""
-        cls = TRANSPORTS[self.transport_name]
         for url in self.base_urls:
-            transport = cls(url, self._api_key, min(self.request_timeout, 10.0), 1)
+            transport = self._transport(url, min(self.request_timeout, 10.0), 1)
             try:
                 await self._probe(url, transport)
             except FatalEngineError as exc:

@@ -195,6 +195,18 @@ def check_args(
     return out
 
 
+def _constructor_error(err: ConfigError, doc: YamlDoc, key: Key) -> ConfigError:
+    """A constructor's error, located: at the line of the argument it names (``field``)
+    when the spec sets that argument, else at the spec."""
+    keys = (*key, err.field)
+    named = err.file is None and err.field and not isinstance(err, ConfigErrors)
+    if named and (keys in doc.origins or keys in doc.lines):
+        where, line = doc.locate(*keys)
+        field = ".".join(str(k) for k in keys)
+        return ConfigError(err.message, file=where, line=line, field=field, hint=err.hint)
+    return doc.sub_error(err, *key)
+
+
 def _located(message: str, doc: YamlDoc | None, key: Key, hint: str | None) -> ConfigError:
     if doc is not None:
         return doc.error(message, *key, hint=hint)
@@ -250,7 +262,7 @@ def build_component(
     try:
         return cls(*runtime_args, **kwargs, **runtime_kwargs)
     except ConfigError as err:
-        raise (doc.sub_error(err, *key) if doc else err) from None
+        raise (_constructor_error(err, doc, key) if doc else err) from None
     except (TypeError, ValueError) as exc:
         msg = f"cannot build {registry.kind} {cls.__name__}: {exc}"
         raise doc.error(msg, *key) if doc else ConfigError(msg) from None

@@ -52,9 +52,7 @@ def test_a_missing_include_is_located(tmp_path: Path) -> None:
     path = _doc(tmp_path, {"task_name": "t", "include": {"documents": {"a": "nope.md"}}})
     with pytest.raises(ConfigError) as info:
         apply_includes(load_yaml(path))
-    assert (
-        "no file matches 'nope.md'" in info.value.render() and f"{path}:3" in info.value.render()
-    )
+    assert "no file matches 'nope.md'" in info.value.render() and f"{path}:3" in info.value.render()
 
 
 def test_a_missing_included_file_is_located(tmp_path: Path) -> None:

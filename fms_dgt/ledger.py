@@ -20,6 +20,7 @@ import logging
 import time
 import traceback
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fms_dgt.budget import Budget, BudgetExhausted
@@ -46,8 +47,13 @@ def reason_kind(reason: str) -> str:
 class Ledger:
     """Counts and stores everything that happens to one task's records."""
 
-    def __init__(self, task_name: str, stores: TaskStores, state: TaskState) -> None:
+    def __init__(
+        self, task_name: str, stores: TaskStores, state: TaskState, state_dir: Path | None = None
+    ) -> None:
         self.task_name = task_name
+        # the task's folder, where engines keep state that belongs to this task (the Batch
+        # API's job journal): a resumed run finds it, --restart removes it
+        self.state_dir = state_dir
         self.stores = stores
         self.state = state  # holds what the last postprocessing pass covered and kept
         self.data = stores.data

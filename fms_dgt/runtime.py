@@ -178,7 +178,7 @@ class Runtime:
 
     def _parts(self, pt: PreparedTask, state: TaskState, executor: ThreadPoolExecutor) -> RunParts:
         task = pt.task
-        ledger = Ledger(task.task_name, task.stores, state)
+        ledger = Ledger(task.task_name, task.stores, state, state_dir=task.task_dir)
         finisher = Finisher(task, ledger, state, pt.postprocessors, pt.formatter)
         chain = FilterChain(pt.filters)
         return RunParts(task, pt.builder, ledger, chain, state, finisher, self.progress, executor)

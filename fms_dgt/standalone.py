@@ -278,7 +278,7 @@ def load(
         overrides.engine = dict(engine) if engine else None
     config = check_builder(builder, entry.doc, overrides)
     prepared = build_builder(task, None, config, builder_cls, overrides, pool)
-    ledger = Ledger(task.task_name, task.stores, TaskState())
+    ledger = Ledger(task.task_name, task.stores, TaskState(), state_dir=task.task_dir)
     task.ledger = ledger
     chain = FilterChain(prepared.filters)
     chain.prime(getattr(task, "seed_examples", []))

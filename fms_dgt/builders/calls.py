@@ -28,6 +28,7 @@ class CallSink:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.state_dir = ledger.state_dir  # the task's folder, for engines (see Ledger)
         self.transient_failures = 0
 
     def before_request(self, engine: Engine, request: LMRequest) -> None:

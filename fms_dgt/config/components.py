@@ -101,7 +101,7 @@ def signature_of(cls: type) -> Signature:
 def _hints(func: Any) -> dict[str, Any]:
     """Resolved annotations of ``func``; one that cannot be resolved reads as ``Any``."""
     try:
-        return typing.get_type_hints(func)
+        return typing.get_type_hints(func, include_extras=True)
     except Exception:
         pass
     out: dict[str, Any] = {}
@@ -148,6 +148,8 @@ class _OpenArgs(_Args):
 
 def _numeric(tp: Any) -> bool:
     args = typing.get_args(tp) or (tp,)
+    # ``Annotated[float, Field(gt=0)]`` is a number too
+    args = tuple(typing.get_args(a)[0] if typing.get_origin(a) is Annotated else a for a in args)
     return bool(args) and all(a in (int, float, type(None)) for a in args) and bool({int, float} & set(args))
 
 
@@ -191,6 +193,18 @@ def check_args(
     out = {k: getattr(checked, sig.attrs[k]) for k in known if k in sig.names}
     out.update({k: v for k, v in known.items() if k not in sig.names})  # open-ended extras as given
     return out
+
+
+def _constructor_error(err: ConfigError, doc: YamlDoc, key: Key) -> ConfigError:
+    """A constructor's error, located: at the line of the argument it names (``field``)
+    when the spec sets that argument, else at the spec."""
+    keys = (*key, err.field)
+    named = err.file is None and err.field and not isinstance(err, ConfigErrors)
+    if named and (keys in doc.origins or keys in doc.lines):
+        where, line = doc.locate(*keys)
+        field = ".".join(str(k) for k in keys)
+        return ConfigError(err.message, file=where, line=line, field=field, hint=err.hint)
+    return doc.sub_error(err, *key)
 
 
 def _located(message: str, doc: YamlDoc | None, key: Key, hint: str | None) -> ConfigError:
@@ -248,7 +262,7 @@ def build_component(
     try:
         return cls(*runtime_args, **kwargs, **runtime_kwargs)
     except ConfigError as err:
-        raise (doc.sub_error(err, *key) if doc else err) from None
+        raise (_constructor_error(err, doc, key) if doc else err) from None
     except (TypeError, ValueError) as exc:
         msg = f"cannot build {registry.kind} {cls.__name__}: {exc}"
         raise doc.error(msg, *key) if doc else ConfigError(msg) from None

@@ -24,7 +24,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Protocol
 
+from fms_dgt.engines.admission import Admission
 from fms_dgt.engines.cache import CachedResponses
+from fms_dgt.engines.concurrency import InFlightLimit
 from fms_dgt.engines.loop import LoopThread
 from fms_dgt.engines.pricing import Pricing, price_for, result_cost
 from fms_dgt.engines.retry import RetryPolicy
@@ -51,6 +53,14 @@ class ResultSink(Protocol):
 
 _SINK: contextvars.ContextVar[ResultSink | None] = contextvars.ContextVar("dgt_sink", default=None)
 
+DEFAULT_MAX_CONCURRENCY = 32
+
+
+def current_sink() -> ResultSink | None:
+    """The sink of the request being sent (set around every attempt, on the engine's loop).
+    Transports that keep state per task read the task's folder from it (``state_dir``)."""
+    return _SINK.get()
+
 
 @contextlib.contextmanager
 def use_sink(sink: ResultSink | None) -> Iterator[None]:
@@ -73,7 +83,7 @@ class Engine(ABC):
         model: str | None = None,
         *,
         name: str | None = None,
-        max_concurrency: int = 32,
+        max_concurrency: int | None = None,
         max_retries: int = 4,
         timeout: float = 120.0,
         backoff_base: float = 0.5,
@@ -86,11 +96,14 @@ class Engine(ABC):
     ) -> None:
         if unused:
             raise TypeError(f"unexpected engine arguments: {', '.join(sorted(unused))}")
-        if max_concurrency < 1:
+        if max_concurrency is not None and max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
         self.model = model or ""
         self.name = name or self.kind
-        self.max_concurrency = max_concurrency
+        # None: not set by the user (engines that adapt their concurrency choose their own
+        # ceiling; the others use DEFAULT_MAX_CONCURRENCY)
+        self.max_concurrency_given = max_concurrency
+        self.max_concurrency = max_concurrency or DEFAULT_MAX_CONCURRENCY
         self.timeout = timeout
         self.retry = RetryPolicy(
             max_retries=max_retries,
@@ -105,7 +118,7 @@ class Engine(ABC):
         self._cache_setting = cache
         self._cache: CachedResponses | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sem: asyncio.Semaphore | None = None
+        self._admission: Admission | None = None
         self._own_loop: LoopThread | None = None
         self._started = False
         self._start_lock: asyncio.Lock | None = None
@@ -239,7 +252,7 @@ class Engine(ABC):
             loop = self._own_loop.loop
             if self._loop is not loop:
                 self._loop = loop
-                self._sem = None
+                self._admission = None
                 self._started = False
                 self._start_lock = None  # asyncio primitives belong to the loop that made them
             return loop
@@ -248,7 +261,7 @@ class Engine(ABC):
         with self._bind_lock:
             if self._loop is None or self._loop.is_closed() or not self._loop.is_running():
                 self._loop = loop
-                self._sem = None
+                self._admission = None
                 self._started = False
                 self._start_lock = None
 
@@ -279,8 +292,8 @@ class Engine(ABC):
                 self._started = True
 
     async def _run(self, request: LMRequest, sink: ResultSink | None) -> LMResult:
-        if self._sem is None:
-            self._sem = asyncio.Semaphore(self.max_concurrency)
+        if self._admission is None:
+            self._admission = self._make_admission()
         await self._ensure_started()
         cache = self._cache
         key = cache.key(request, self.model) if cache is not None else None
@@ -295,9 +308,10 @@ class Engine(ABC):
         gate = getattr(sink, "before_request", None)
         if gate is not None:  # the task's budget: raises once it is spent, so nothing is sent
             gate(self, request)
-        result = await self.retry.run(
-            self._generate_once, request, model=self.model, stats=self.stats, slot=self._slot
-        )
+        with use_sink(sink):  # for transports that keep state per task (current_sink)
+            result = await self.retry.run(
+                self._generate_once, request, model=self.model, stats=self.stats, admit=self._admission.enter
+            )
         self.stats.requests += 1
         self.stats.prompt_tokens += result.prompt_tokens
         self.stats.completion_tokens += result.completion_tokens
@@ -310,7 +324,9 @@ class Engine(ABC):
             sink.on_result(self, request, result)
         return result
 
-    def _slot(self) -> asyncio.Semaphore:
-        """The engine's concurrency limit, held by each attempt while it runs."""
-        assert self._sem is not None
-        return self._sem
+    def _make_admission(self) -> Admission:
+        """What each attempt must get before it is sent (built once per event loop): here a
+        fixed limit of ``max_concurrency`` requests in flight. Engines that talk to hosted
+        APIs add adaptive concurrency and rate limits (``openai``)."""
+        n = self.max_concurrency
+        return Admission(InFlightLimit(n, n, adaptive=False))

@@ -7,13 +7,20 @@ the HTTP itself goes through one of the transports in ``engines/transports.py``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
 import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from fms_dgt.engines.base import Engine
+from pydantic import Field
+
+from fms_dgt.engines.admission import Admission
+from fms_dgt.engines.base import DEFAULT_MAX_CONCURRENCY, Engine
+from fms_dgt.engines.batch.options import BatchOptions
+from fms_dgt.engines.concurrency import InFlightLimit
+from fms_dgt.engines.rate_limits import WINDOW_SECONDS, RateLimits
 from fms_dgt.engines.replicas import ReplicaSet
 from fms_dgt.engines.transports import CHAT_PATH, COMPLETIONS_PATH, TRANSPORTS, Transport, error_message
 from fms_dgt.engines.types import Constraint, LMRequest, LMResult
@@ -22,6 +29,14 @@ from fms_dgt.errors import ConfigError, FatalEngineError, RetryableEngineError
 log = logging.getLogger("fms_dgt.engines.openai")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# the in-flight ceiling of an adaptive engine whose max_concurrency is not set: far above
+# what builder calls usually keep in flight (the limit only grows while it holds them back)
+ADAPTIVE_CEILING = 256
+
+# requests in flight with the Batch API: each waits for a job, not for a server slot
+BATCH_IN_FLIGHT = 1_000_000
+
+PerMinute = Annotated[float, Field(gt=0)]
 
 
 class OpenAIEngine(Engine):
@@ -36,17 +51,26 @@ class OpenAIEngine(Engine):
         model: model name; if empty, the first model the server lists under ``/models``.
         api: ``chat`` (default: message requests go to chat/completions, prompt requests to
             completions) or ``completions`` (only prompt requests are accepted).
-        transport: ``fast`` (pooled aiohttp + orjson) or ``openai`` (the official client).
+        transport: ``fast`` (pooled aiohttp + orjson), ``openai`` (the official client) or
+            ``batch`` (OpenAI's Batch API: requests grouped into jobs, see ``batch``).
         request_timeout: HTTP timeout of one attempt; default the engine ``timeout``.
         extra_body: extra JSON fields merged into every request (``top_k``, ``min_p``...).
         max_tokens_field: ``max_tokens``, or ``max_completion_tokens`` for OpenAI reasoning models.
         constraint_style: how regex/choice constraints are sent: ``structured_outputs``
             (vLLM >= 0.10) or ``guided`` (older vLLM: ``guided_regex``/``guided_choice``).
+        rpm: at most this many requests in any sliding minute (retries included).
+        tpm: at most this many tokens (prompt + completion) in any sliding minute; a request
+            is counted at its prompt estimate + ``max_tokens`` until its usage is known.
+        adaptive_concurrency: lower the in-flight limit on 429 and raise it while answers
+            flow (AIMD; ``max_concurrency`` is then the ceiling). False: a fixed limit.
+        batch: settings of the Batch API transport (``BatchOptions``); giving them selects it.
         **kwargs: the ``Engine`` settings (max_concurrency, max_retries, timeout, cache...).
     """
 
     kind: ClassVar[str] = "openai"
     hosted: ClassVar[bool] = True  # a provider's models have known list prices (engines/pricing.py)
+    # the providers' rate-limit window; tests shrink it (not a YAML key)
+    rate_window: float = WINDOW_SECONDS
 
     def __init__(
         self,
@@ -56,19 +80,31 @@ class OpenAIEngine(Engine):
         api_key: str | None = None,
         api_key_env: str | None = None,
         api: Literal["chat", "completions"] = "chat",
-        transport: Literal["fast", "openai"] = "fast",
+        transport: Literal["fast", "openai", "batch"] = "fast",
         request_timeout: float | None = None,
         extra_body: dict[str, Any] | None = None,
         max_tokens_field: str = "max_tokens",
         constraint_style: Literal["structured_outputs", "guided"] = "structured_outputs",
+        rpm: PerMinute | None = None,
+        tpm: PerMinute | None = None,
+        adaptive_concurrency: bool = True,
+        batch: BatchOptions | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
+        for field, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and not value > 0:  # the YAML check says so first, with its line
+                raise ConfigError(f"{field} must be a number > 0, got {value!r}", field=field)
+        self.rpm = float(rpm) if rpm is not None else None
+        self.tpm = float(tpm) if tpm is not None else None
+        self.adaptive_concurrency = adaptive_concurrency
+        if adaptive_concurrency and self.max_concurrency_given is None:
+            self.max_concurrency = ADAPTIVE_CEILING
         if api not in ("chat", "completions"):
             raise ConfigError(f"unknown api '{api}'", field="api", hint="use 'chat' or 'completions'")
-        if transport not in TRANSPORTS:
+        if transport not in (*TRANSPORTS, "batch"):
             raise ConfigError(
-                f"unknown transport '{transport}'", field="transport", hint="use 'fast' or 'openai'"
+                f"unknown transport '{transport}'", field="transport", hint="use 'fast', 'openai' or 'batch'"
             )
         if constraint_style not in ("structured_outputs", "guided"):
             raise ConfigError(f"unknown constraint_style '{constraint_style}'", field="constraint_style")
@@ -88,8 +124,47 @@ class OpenAIEngine(Engine):
         self.extra_body = dict(extra_body or {})
         self.max_tokens_field = max_tokens_field
         self.constraint_style = constraint_style
+        self.batch: BatchOptions | None = None
+        if batch is not None or transport == "batch":
+            self._use_batch(batch or BatchOptions())
         self._replicas: ReplicaSet[Transport] | None = None
         self._warned_n = False
+
+    def _use_batch(self, options: BatchOptions) -> None:
+        """Requests go through Batch API jobs: answers take up to the completion window, so
+        an attempt may last that long, and nearly any number may wait at once."""
+        if len(self.base_urls) > 1:
+            raise ConfigError("the Batch API takes one base_url, not several", field="base_url")
+        if self._rate_limited:
+            raise ConfigError(
+                "rpm and tpm limit the normal API; Batch API jobs have their own queue limits",
+                field="rpm" if self.rpm is not None else "tpm",
+                hint="remove rpm/tpm, or use transport: fast",
+            )
+        self.batch = options
+        self.transport_name = "batch"
+        self.adaptive_concurrency = False
+        self.max_concurrency = self.max_concurrency_given or BATCH_IN_FLIGHT
+        wait = options.window_seconds + 3600.0  # the window, and an hour to finalize and download
+        self.retry = dataclasses.replace(self.retry, timeout=max(self.retry.timeout, wait))
+
+    @property
+    def _rate_limited(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
+    def _make_admission(self) -> Admission:
+        """The in-flight limit (adaptive unless turned off: it starts at the usual 32, or
+        the ceiling if lower, and finds the server's limit from its 429s) and the rate
+        limits of the block."""
+        ceiling = self.max_concurrency
+        start = min(ceiling, DEFAULT_MAX_CONCURRENCY) if self.adaptive_concurrency else ceiling
+        limit = InFlightLimit(start, ceiling, adaptive=self.adaptive_concurrency)
+        rates = None
+        if self.rpm is not None or self.tpm is not None:
+            rates = RateLimits(
+                self.rpm, self.tpm, window=self.rate_window, reports_sent=self.transport_name == "fast"
+            )
+        return Admission(limit, rates)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
@@ -101,11 +176,19 @@ class OpenAIEngine(Engine):
     def __repr__(self) -> str:  # the key must never appear in logs or tracebacks
         return f"OpenAIEngine(name={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
 
+    def _transport(self, url: str, timeout: float, pool: int) -> Transport:
+        if self.batch is not None:
+            from fms_dgt.engines.batch.jobs import BatchTransport
+
+            return BatchTransport(url, self._api_key, timeout, options=self.batch, journal_name=self.name)
+        cls = TRANSPORTS[self.transport_name]
+        return cls(url, self._api_key, timeout, pool, report_sent=self._rate_limited)
+
     async def _start(self) -> None:
         # a re-bind to a new event loop discards a transport tied to the old one
-        cls = TRANSPORTS[self.transport_name]
+        pool = self.max_concurrency
         self._replicas = ReplicaSet(
-            [cls(url, self._api_key, self.request_timeout, self.max_concurrency) for url in self.base_urls]
+            [self._transport(url, self.request_timeout, pool) for url in self.base_urls]
         )
         try:
             listings = [await self._probe(url, t) for url, t in zip(self.base_urls, self._replicas.members)]
@@ -155,9 +238,8 @@ class OpenAIEngine(Engine):
     async def reachability_problem(self) -> str | None:
         """For ``--validate``: why this engine's server cannot be used, or None. Opens and
         closes its own connections (no model is asked anything)."""
-        cls = TRANSPORTS[self.transport_name]
         for url in self.base_urls:
-            transport = cls(url, self._api_key, min(self.request_timeout, 10.0), 1)
+            transport = self._transport(url, min(self.request_timeout, 10.0), 1)
             try:
                 await self._probe(url, transport)
             except FatalEngineError as exc:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+from fms_dgt.engines.admission import Ticket
 from fms_dgt.engines.structured import check_structured
 from fms_dgt.engines.types import EngineStats, LMRequest, LMResult
 from fms_dgt.errors import EngineError, FatalEngineError, RetryableEngineError
@@ -61,15 +62,16 @@ class RetryPolicy:
         *,
         model: str,
         stats: EngineStats,
-        slot: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+        admit: Callable[[LMRequest], AbstractAsyncContextManager[Ticket]] | None = None,
     ) -> LMResult:
         """Send ``request`` through ``send`` (one attempt, raising Retryable/Fatal engine
         errors) until it succeeds or a budget runs out; ``stats.retries`` counts resends.
-        Each attempt holds a ``slot`` (the engine's concurrency limit) while it runs, and
-        the timeout counts from when it got one, not while it waited for it."""
+        Each attempt runs inside ``admit(request)`` (the engine's in-flight and rate
+        limits, ``admission.Admission.enter``), and the timeout counts from when it was
+        admitted, not while it waited."""
         sent = transport_failures = parse_failures = 0
         prompt_tokens = completion_tokens = 0
-        slot = slot or contextlib.nullcontext
+        admit = admit or _admit_at_once
 
         def give_up(error: str) -> LMResult:  # the tokens spent on the way still count
             return failed_result(
@@ -83,8 +85,9 @@ class RetryPolicy:
         while True:
             sent += 1
             try:
-                async with slot():
+                async with admit(request) as ticket:
                     result = await asyncio.wait_for(send(request), self.timeout)
+                    ticket.answered(result)
             except asyncio.TimeoutError:
                 error: EngineError = RetryableEngineError(f"timed out after {self.timeout:g}s")
             except FatalEngineError as exc:
@@ -110,3 +113,8 @@ class RetryPolicy:
                 return give_up(f"{type(error).__name__}: {error}")
             stats.retries += 1
             await asyncio.sleep(self.backoff(transport_failures, error.retry_after))
+
+
+@contextlib.asynccontextmanager
+async def _admit_at_once(request: LMRequest) -> AsyncIterator[Ticket]:
+    yield Ticket()

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from fms_dgt.engines.admission import REQUEST_SENT
 from fms_dgt.errors import EngineError, FatalEngineError, RetryableEngineError
 
 CHAT_PATH = "/chat/completions"
@@ -91,9 +92,12 @@ class Transport:
     """POST a JSON body to ``base_url + path`` and return the decoded JSON object.
 
     Built with the API root, the key (None: none sent), the timeout of one attempt and the
-    number of pooled connections."""
+    number of pooled connections. ``report_sent``: tell the rate limits when each request
+    has been written (``admission.REQUEST_SENT``), where the transport can."""
 
-    def __init__(self, base_url: str, api_key: str | None, timeout: float, pool: int) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None, timeout: float, pool: int, *, report_sent: bool = False
+    ) -> None:
         self.base_url = base_url
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +113,9 @@ class Transport:
 class _FastTransport(Transport):
     """aiohttp session + orjson; keep-alive pool sized to the engine's concurrency."""
 
-    def __init__(self, base_url: str, api_key: str | None, timeout: float, pool: int) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None, timeout: float, pool: int, *, report_sent: bool = False
+    ) -> None:
         import aiohttp
         import orjson
 
@@ -119,7 +125,14 @@ class _FastTransport(Transport):
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
+        traces = []
+        if report_sent:  # a trace hook costs a little per request: only when rate limited
+            trace = aiohttp.TraceConfig()
+            trace.on_request_chunk_sent.append(_report_sent)
+            traces.append(trace)
+        self._report_sent = report_sent
         self._session = aiohttp.ClientSession(
+            trace_configs=traces,
             headers=headers,
             connector=aiohttp.TCPConnector(limit=pool, keepalive_timeout=30),
             timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
@@ -130,7 +143,10 @@ class _FastTransport(Transport):
     async def _request(self, method: str, path: str, data: bytes | None) -> dict[str, Any]:
         aiohttp = self._aiohttp
         try:
-            async with self._session.request(method, self._base + path, data=data) as resp:
+            sent = REQUEST_SENT.get() if self._report_sent else None
+            async with self._session.request(
+                method, self._base + path, data=data, trace_request_ctx=sent
+            ) as resp:
                 body = await resp.read()
                 status = resp.status
                 if status >= 300:
@@ -151,10 +167,18 @@ class _FastTransport(Transport):
         await self._session.close()
 
 
-class _OpenAITransport(Transport):
-    """The official client; the body's non-core fields travel as ``extra_body``."""
+async def _report_sent(session: Any, context: Any, params: Any) -> None:
+    if context.trace_request_ctx is not None:
+        context.trace_request_ctx()
 
-    def __init__(self, base_url: str, api_key: str | None, timeout: float, pool: int) -> None:
+
+class _OpenAITransport(Transport):
+    """The official client; the body's non-core fields travel as ``extra_body``. (It cannot
+    report when a request was written: rate limits count it from admission.)"""
+
+    def __init__(
+        self, base_url: str, api_key: str | None, timeout: float, pool: int, *, report_sent: bool = False
+    ) -> None:
         import openai
 
         self._openai = openai

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME, check_model_ref, resolve_model
 from fms_dgt.engines.openai_engine import OpenAIEngine
 from fms_dgt.engines.vllm_engine import COMPACT_JSON_CONFIG, on_cpu, prepare_cpu_env
-from fms_dgt.errors import FatalEngineError
+from fms_dgt.errors import ConfigError, FatalEngineError
 from fms_dgt.registry import register_engine
 
 log = logging.getLogger("fms_dgt.engines.vllm_server")
@@ -194,6 +194,12 @@ class VLLMServerEngine(OpenAIEngine):
         kwargs.pop("base_url", None)
         super().__init__(model or DEFAULT_MODEL_NAME, base_url="http://127.0.0.1:0/v1", **kwargs)
         check_model_ref(model)
+        if self.batch is not None:
+            raise ConfigError(
+                "vLLM's OpenAI server has no Batch API",
+                field="batch" if kwargs.get("batch") is not None else "transport",
+                hint="use transport: fast",
+            )
         self._model_ref = model
         self.replicas = replicas
         self.max_model_len = max_model_len

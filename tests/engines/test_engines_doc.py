@@ -66,3 +66,22 @@ def test_command_lines_parse() -> None:
         argv = shlex.split(body.replace("\\\n", " "), comments=True)
         args = build_parser().parse_args(argv[argv.index("fms_dgt.run") + 1 :])
         assert args.engine and args.model
+
+
+@pytest.mark.parametrize("example", _engine_examples(), ids=lambda e: e["type"])
+def test_example_values_pass_the_engine_check(example: dict) -> None:
+    """Not only the keys: every value has the type and range the task check demands (the
+    rate limits, the batch block)."""
+    import fms_dgt.engines  # noqa: F401  (registers the built-in engines)
+    from fms_dgt.config.components import check_args
+
+    cls = engines.get(example["type"])
+    args = {k: v for k, v in example.items() if k not in ("name", "type")}
+    check_args(cls, args, doc=None, key=(), what="engine")
+
+
+def test_rate_limit_and_batch_sections_exist() -> None:
+    assert "## Rate limits and adaptive concurrency" in DOC and "## Batch API" in DOC
+    examples = [e for e in _engine_examples() if e["type"] == "openai"]
+    assert any("tpm" in e and "rpm" in e for e in examples)
+    assert any("batch" in e for e in examples)

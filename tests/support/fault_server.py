@@ -24,6 +24,16 @@ Usage::
     srv.schedule_outage(start_in=0.0, duration=10.0)          # everything fails for 10 s
     srv.stop()
 
+    FaultServer(max_inflight=24, latency=0.05)   # a concurrency quota: 429 beyond 24 in flight
+
+With ``max_inflight`` the server behaves like a provider with a concurrency quota: a
+generation request that arrives while ``max_inflight`` requests are being answered gets a
+429 (counted as ``429``, with ``Retry-After`` only if ``overload_retry_after`` is set).
+``inflight_log`` records every change of the number being answered, so a test can take the
+time-weighted mean over any interval (``mean_inflight``); ``usage_log`` the arrival time and
+``usage.total_tokens`` (or prompt + completion) of every answer. ``GET /_records`` returns
+all three logs as JSON (for a server run in another process, ``tests/support/server_process``).
+
 The server runs its own event loop in a daemon thread. For measurements where the server's
 CPU must not be counted, run it as a separate process: ``python tests/support/fault_server.py
 --port 0`` prints ``READY <url>`` on stdout once it listens.
@@ -98,6 +108,9 @@ class _State:
     outage: tuple[float, float] | None = None  # (monotonic start, monotonic end)
     counts: Counter[str] = field(default_factory=Counter)
     log: list[tuple[float, str, str]] = field(default_factory=list)  # (time, path, outcome)
+    inflight: int = 0
+    inflight_log: list[tuple[float, int]] = field(default_factory=list)  # (time, in flight after)
+    usage_log: list[tuple[float, int]] = field(default_factory=list)  # (arrival, tokens of the answer)
 
 
 def schema_instance(schema: dict[str, Any]) -> Any:
@@ -155,6 +168,8 @@ class FaultServer:
         upstream: base URL of a real server to proxy to (without ``/v1``); None = fake mode.
         responder: fake mode only; ``(path, request_json) -> response_json``.
         latency: seconds every healthy answer waits before it is sent.
+        max_inflight: answer 429 to a request arriving while this many are being answered.
+        overload_retry_after: the ``Retry-After`` (seconds) of those 429s; None sends none.
         host, port: where to listen; port 0 picks a free one.
     """
 
@@ -166,6 +181,8 @@ class FaultServer:
         upstream: str | None = None,
         responder: Responder | None = None,
         latency: float = 0.0,
+        max_inflight: int | None = None,
+        overload_retry_after: float | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -174,6 +191,8 @@ class FaultServer:
         self.upstream = upstream.rstrip("/") if upstream else None
         self.responder = responder or canned_response
         self.latency = latency
+        self.max_inflight = max_inflight
+        self.overload_retry_after = overload_retry_after
         self.host = host
         self.port = port
         self._lock = threading.Lock()
@@ -209,11 +228,38 @@ class FaultServer:
         with self._lock:
             return list(self._state.log)
 
+    @property
+    def usage_log(self) -> list[tuple[float, int]]:
+        """``(monotonic arrival time, tokens of the answer)`` for every answer served."""
+        with self._lock:
+            return list(self._state.usage_log)
+
+    @property
+    def inflight_log(self) -> list[tuple[float, int]]:
+        """``(monotonic time, requests being answered after the change)``."""
+        with self._lock:
+            return list(self._state.inflight_log)
+
+    def mean_inflight(self, start: float, end: float) -> float:
+        """Time-weighted mean of requests being answered between two monotonic times."""
+        level, area, at = 0, 0.0, start
+        for when, after in self.inflight_log:
+            if when > end:
+                break
+            if when > start:
+                area += level * (when - at)
+                at = when
+            level = after
+        area += level * (end - at)
+        return area / (end - start) if end > start else 0.0
+
     def reset(self, faults: Faults | None = None, script: Iterable[str] = ()) -> None:
         """Zero the counters and replace faults/script (the RNG restarts from the seed)."""
         with self._lock:
             faults = faults or self._state.faults
+            inflight = self._state.inflight  # requests being answered stay counted
             self._state = _State(faults=faults, rng=random.Random(faults.seed), script=list(script))
+            self._state.inflight = inflight
 
     def set_faults(self, **changes: Any) -> None:
         """Change some fault settings in place, e.g. ``set_faults(p_503=0.0)``."""
@@ -279,6 +325,7 @@ class FaultServer:
     async def _serve(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/_records", self._records)
         # the model listing engines read at start is metadata, not a generation request: it
         # is answered (or proxied) without faults and is not counted, so scripts and counts
         # describe generation requests only
@@ -325,6 +372,11 @@ class FaultServer:
             self._state.counts[outcome] += 1
             self._state.log.append((time.monotonic(), path, outcome))
 
+    async def _records(self, request: web.Request) -> web.Response:
+        with self._lock:
+            st = self._state
+            return web.json_response({"log": st.log, "inflight": st.inflight_log, "usage": st.usage_log})
+
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -336,7 +388,47 @@ class FaultServer:
         raw = await request.read()
         path = request.path
         outcome, faults = self._choose()
+        if outcome == OK and self._over_limit():
+            self._count(path, "429")
+            retry = self.overload_retry_after
+            return _error(
+                429, "too many requests in flight", {} if retry is None else {"Retry-After": f"{retry:g}"}
+            )
         self._count(path, outcome)
+        arrival = time.monotonic()
+        self._track(+1)
+        try:
+            response = await self._respond(request, path, raw, outcome, faults)
+        finally:
+            self._track(-1)
+        if outcome == OK and isinstance(response, web.Response) and response.status == 200:
+            self._note_usage(arrival, response.body)
+        return response
+
+    def _note_usage(self, arrival: float, body: Any) -> None:
+        try:
+            usage = json.loads(bytes(body)).get("usage") or {}
+        except (TypeError, ValueError, AttributeError):
+            return
+        tokens = usage.get("total_tokens") or (
+            usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+        )
+        with self._lock:
+            self._state.usage_log.append((arrival, int(tokens)))
+
+    def _over_limit(self) -> bool:
+        with self._lock:
+            return self.max_inflight is not None and self._state.inflight >= self.max_inflight
+
+    def _track(self, change: int) -> None:
+        with self._lock:
+            st = self._state
+            st.inflight += change
+            st.inflight_log.append((time.monotonic(), st.inflight))
+
+    async def _respond(
+        self, request: web.Request, path: str, raw: bytes, outcome: str, faults: Faults
+    ) -> web.StreamResponse:
         if outcome in ("503", "outage"):
             headers = self._retry_after(faults) if faults.retry_after_on_503 and outcome == "503" else {}
             return _error(503, "server overloaded", headers)
@@ -416,6 +508,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--upstream", default=None)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--max-inflight", type=int, default=None, help="429 beyond this many in flight")
     for name in ("p_503", "p_429", "p_stall", "p_drop", "p_invalid_json", "p_truncated"):
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -424,7 +517,11 @@ def main(argv: list[str] | None = None) -> None:
         k: getattr(args, k) for k in ("p_503", "p_429", "p_stall", "p_drop", "p_invalid_json", "p_truncated")
     }
     server = FaultServer(
-        Faults(seed=args.seed, **probs), upstream=args.upstream, latency=args.latency, port=args.port
+        Faults(seed=args.seed, **probs),
+        upstream=args.upstream,
+        latency=args.latency,
+        max_inflight=args.max_inflight,
+        port=args.port,
     )
     server.start()
     print(f"READY {server.url}", flush=True)

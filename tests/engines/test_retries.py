@@ -74,7 +74,7 @@ def test_429_honours_retry_after_seconds(fault_server, transport):
     (t0, _, first), (t1, _, second) = srv.log
     assert (first, second) == ("429", "ok")
     # backoff alone would be ~10 ms; the server asked for 600 ms
-    assert 0.55 <= t1 - t0 < 1.5
+    assert 0.55 <= t1 - t0 < 3.0  # upper bound loose: a loaded 2-core machine is slow to resend
 
 
 def test_503_retry_after_http_date_is_honoured(fault_server):

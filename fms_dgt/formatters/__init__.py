@@ -11,5 +11,8 @@ formatters.add(
     "formatters/native",
 )
 formatters.add("chat", "fms_dgt.formatters.templates:ChatMessagesFormatter", "openai_chat", "messages")
+formatters.add(
+    "safety_refusal", "fms_dgt.formatters.safety:SafetyRefusalFormatter", "formatters/safety/refusal"
+)
 
 __all__ = ["Formatter"]

@@ -39,8 +39,8 @@ UNSUPPORTED_BLOCKS: dict[str, tuple[str, str]] = {
     "validators/granite_guardian": (
         "Granite Guardian validator (a guardian model rating requests harmful and replies safe)",
         "safety_refusal checks each refusal against its policy's reply_cannot_contain items; "
-        "to have a model judge them too, add an llm_judge filter (any engine, e.g. a guardian "
-        "model behind an OpenAI-compatible server)",
+        "for a model's check too, add an llm_judge filter, whose engine may be a guardian "
+        "model behind an OpenAI-compatible server",
     ),
 }
 

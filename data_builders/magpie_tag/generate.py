@@ -39,13 +39,13 @@ TEMPLATE_HASH = source_hash(*(p.read_text() for p in sorted(_PROMPTS.glob("*.j2"
 
 
 class InputQuality(BaseModel):
-    explanation: str = Field(max_length=200)
+    explanation: str = Field(max_length=160)
     input_quality: Quality
 
 
 class DifficultyTag(BaseModel):
-    intent: str = Field(max_length=150)
-    knowledge: str = Field(max_length=150)
+    intent: str = Field(max_length=100)
+    knowledge: str = Field(max_length=100)
     difficulty: Difficulty
 
 
@@ -55,7 +55,7 @@ class CategoryTag(BaseModel):
 
 
 class SampleQuality(BaseModel):
-    explanation: str = Field(max_length=200)
+    explanation: str = Field(max_length=160)
     score: Score
 
 

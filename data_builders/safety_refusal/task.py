@@ -83,15 +83,18 @@ class SafetyRefusalTask(GenerationTask):
         self.risk: Risk = self._risk(risk_policy.risk)
 
     def _policy_path(self, given: str) -> Path:
+        """A relative path starts at the task.yaml's folder or, failing that (as fms-dgt reads
+        it), at the working directory."""
         path = Path(given).expanduser()
         if not path.is_absolute():
-            path = self.base_dir / path
+            here, cwd = self.base_dir / path, Path.cwd() / path
+            path = cwd if not here.is_file() and cwd.is_file() else here
         if not path.is_file():
             raise self.config_error(
                 f"risk policy file not found: {path}",
                 "risk_policy",
                 "path",
-                hint="a YAML policy file (risk_group, risks: [...]); a relative path starts at the task.yaml's folder",
+                hint="a YAML policy file (risk_group, risks: [...]); a relative path starts at the task.yaml's folder, or else at the working directory",
             )
         return path
 

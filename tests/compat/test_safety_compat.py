@@ -253,3 +253,17 @@ def test_their_granite_guardian_block_is_one_clear_message(
     assert f"{override}:5" in err
     assert "'validators/granite_guardian' is IBM fms-dgt's Granite Guardian validator" in err
     assert "llm_judge" in err and len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_a_relative_policy_path_is_also_read_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fms-dgt reads a relative path from where it runs; here the task.yaml's folder comes
+    first, then the working directory."""
+    relative = TASK.replace("${DGT_DATA_DIR}/public/safety/resources", "data/public/safety/resources")
+    task = _files(tmp_path, relative)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--validate", "--task-paths", str(task), "--output-dir", str(tmp_path / "o")]) == 0
+    monkeypatch.chdir(tmp_path / "tasks")
+    err = _error(tmp_path, capsys, task)
+    assert "risk policy file not found" in err and "or else at the working directory" in err

@@ -22,6 +22,7 @@ import traceback
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
+from fms_dgt.budget import Budget, BudgetExhausted
 from fms_dgt.config.env import redact, redact_all
 from fms_dgt.datapoint import DataPoint, as_dict
 from fms_dgt.engines.types import EngineStats, LMRequest, LMResult
@@ -64,6 +65,7 @@ class Ledger:
         self.last_engine_error: str | None = None
         self.rejected_by_block: dict[str, Counter[str]] = defaultdict(Counter)
         self.engine_stats: dict[str, EngineStats] = defaultdict(EngineStats)
+        self.budget = Budget()  # the runtime sets the task's limits
         self._builder_error_logged = False
         self._last_sync = time.monotonic()
 
@@ -88,6 +90,18 @@ class Ledger:
 
     def completion_tokens(self) -> int:
         return self.tokens()["completion"]
+
+    def cost_usd(self) -> float:
+        return sum(s.cost_usd for s in self.engine_stats.values())
+
+    def billed_tokens(self) -> int:
+        return sum(s.billed_tokens for s in self.engine_stats.values())
+
+    def over_budget(self) -> BudgetExhausted | None:
+        """Why the task must stop (its budget or time limit is spent), or None."""
+        if not self.budget.limited:
+            return None
+        return self.budget.spent(self.cost_usd(), self.billed_tokens())
 
     # ---- records --------------------------------------------------------------------
     def record_accepted(self, record: DataPoint | dict[str, Any]) -> None:
@@ -135,6 +149,13 @@ class Ledger:
         self.calls += 1
 
     # ---- ResultSink ---------------------------------------------------------------------
+    def before_request(self, engine: Engine, request: LMRequest) -> None:
+        """Called by the engine before it sends a request the cache cannot answer: raises
+        ``BudgetExhausted`` once the task's budget is spent, so nothing more is sent."""
+        stop = self.over_budget()
+        if stop is not None:
+            raise stop
+
     def on_result(self, engine: Engine, request: LMRequest, result: LMResult) -> None:
         stats = self.engine_stats[engine.name]
         if result.cached:
@@ -142,6 +163,8 @@ class Ledger:
         else:
             stats.requests += 1
             stats.retries += max(0, result.attempts - 1)
+            stats.billed_tokens += result.prompt_tokens + result.completion_tokens
+            stats.cost_usd += engine.cost(result)
         stats.prompt_tokens += result.prompt_tokens
         stats.completion_tokens += result.completion_tokens
         if result.ok:
@@ -173,13 +196,16 @@ class Ledger:
         retries per engine, builder calls, rejections by block), so a resumed task reports
         the whole job, not only its last run. (Rejected and failed *records* are counted
         from their stores, which already hold every run's.)"""
-        known = {f.name for f in dataclasses.fields(EngineStats)}
+        types = {f.name: float if f.name == "cost_usd" else int for f in dataclasses.fields(EngineStats)}
         for name, stats in (previous.get("engines") or {}).items():
             if isinstance(stats, dict):
-                self.engine_stats[name].add(
-                    EngineStats(**{k: int(v) for k, v in stats.items() if k in known})
-                )
+                earlier = EngineStats()
+                for key, value in stats.items():
+                    if key in types:
+                        setattr(earlier, key, types[key](value))
+                self.engine_stats[name].add(earlier)
         self.calls += int((previous.get("counts") or {}).get("calls") or 0)
+        self.budget.seconds_before = float(previous.get("total_seconds") or 0.0)
         for block, reasons in (previous.get("rejected_by_block") or {}).items():
             if isinstance(reasons, dict):
                 self.rejected_by_block[block].update({str(k): int(v) for k, v in reasons.items()})
@@ -217,4 +243,6 @@ class Ledger:
             "engines": {n: s.to_dict() for n, s in self.engine_stats.items()},
             "tokens": self.tokens(),
             "requests": self.requests(),
+            "cost_usd": round(self.cost_usd(), 6),
+            "total_seconds": round(self.budget.seconds(), 3),
         }

@@ -140,6 +140,7 @@ def task_report(
         },
         "tokens": tokens,
         "requests": results.get("requests"),
+        "cost_usd": results.get("cost_usd"),
         "engines": results.get("engines") or {},
         "elapsed_seconds": results.get("elapsed_seconds"),
     }
@@ -183,6 +184,13 @@ def render(reports: list[dict[str, Any]]) -> str:
             )
         else:
             lines.append("  tokens       (no task_results.json)")
+        if r.get("cost_usd") is not None:
+            per_engine = ", ".join(
+                f"{name} ${e.get('cost_usd', 0):.4f}"
+                for name, e in r["engines"].items()
+                if isinstance(e, dict)
+            )
+            lines.append(f"  cost         ${r['cost_usd']:.4f}" + (f" ({per_engine})" if per_engine else ""))
         lines.append("")
     return "\n".join(lines)
 

@@ -60,8 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--machine-batch-size", type=int, metavar="N", help="synthetic examples mixed into each call"
     )
     p.add_argument("--max-concurrent-calls", type=int, metavar="N", help="builder calls in flight per task")
+    p.add_argument(
+        "--max-cost-usd", type=float, metavar="USD", help="stop a task when it has spent this much (all runs)"
+    )
+    p.add_argument(
+        "--max-tokens-total", type=int, metavar="N", help="stop a task when it has used this many tokens"
+    )
+    p.add_argument("--max-seconds", type=float, metavar="S", help="stop a task when it has run this long")
     p.add_argument("--seed", type=int, help="random seed for in-context example sampling")
     p.add_argument("--restart", action="store_true", help="discard previous outputs of the selected tasks")
+    p.add_argument(
+        "--preview",
+        type=int,
+        metavar="N",
+        help="make N records per task through the whole pipeline, print them with every rejection "
+        "and an estimate for the full task, and write nothing to the output folder",
+    )
     p.add_argument(
         "--validate", action="store_true", help="load and check everything, call no model, then exit"
     )
@@ -155,6 +169,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.validate:
         return _validate(runtime)
     runtime.prepare()
+    if args.preview is not None:
+        return _preview(runtime, args, task_paths, overrides)
     from fms_dgt.run_log import quiet_libraries
 
     with quiet_libraries(runtime.output_dir, args.verbose) as log_path:
@@ -171,6 +187,40 @@ def _main(args: argparse.Namespace) -> int:
     if log_path is not None:
         print(f"log: {log_path} (details and the model libraries' own output; -v shows them here)")
     return EXIT_OK if all(o.status == "complete" for o in outcomes) else EXIT_FAILED
+
+
+def _preview(runtime: Any, args: argparse.Namespace, task_paths: list[str], overrides: Any) -> int:
+    """``--preview N``: N records per task in a temporary folder, printed with their
+    rejections and an estimate for the whole task (fms_dgt/preview.py)."""
+    import copy
+
+    from fms_dgt.preview import preview_overrides, run_preview, targets
+    from fms_dgt.progress import Progress
+    from fms_dgt.run_log import quiet_libraries
+    from fms_dgt.runtime import Runtime
+
+    if args.preview < 1:
+        from fms_dgt.errors import ConfigError
+
+        raise ConfigError(
+            f"--preview must be at least 1, got {args.preview}",
+            field="--preview",
+            hint="the number of records to make",
+        )
+    full = targets(runtime)
+    small = copy.copy(overrides)
+    small.runner = preview_overrides(overrides.runner, args.preview)
+
+    def make(tmp: Path) -> Any:
+        progress = Progress(use_bars=False if args.no_progress else None)
+        return Runtime(task_paths, args.builder_paths, tmp, small, progress=progress)
+
+    with quiet_libraries(runtime.output_dir, args.verbose):
+        empty = run_preview(make, full, args.preview, _run)
+    if empty < 0:
+        return EXIT_INTERRUPTED
+    print("nothing was written to the tasks' output folders; run without --preview to generate")
+    return EXIT_OK if empty == 0 else EXIT_FAILED
 
 
 def _validate(runtime: Any) -> int:
@@ -234,7 +284,7 @@ def _run(runtime: Any) -> list[Any] | None:
                 log.warning("received %s: stopping cleanly (send again to force)", sig.name)
                 main_task.cancel()  # type: ignore[union-attr]
             else:
-                os._exit(EXIT_INTERRUPTED)
+                _force_exit()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
@@ -252,6 +302,21 @@ def _run(runtime: Any) -> list[Any] | None:
         _stop_on_sigterm()  # the loop's handlers are gone with it
 
 
+def _force_exit() -> None:
+    """Exit at once (a second stop signal), without leaving model processes behind: the
+    children this process started (vLLM's engine core, servers a ``vllm-server`` engine
+    launched) are killed with their own children first, since the exit handlers that would
+    stop them cleanly are skipped."""
+    import multiprocessing
+
+    servers = sys.modules.get("fms_dgt.engines.vllm_server")
+    if servers is not None:
+        servers.kill_started_servers()
+    for child in multiprocessing.active_children():
+        child.kill()
+    os._exit(EXIT_INTERRUPTED)
+
+
 def _leave_stuck_builder_calls(grace: float = 2.0) -> None:
     """Exit now if plain builder calls are still running in worker threads after a stop.
 
@@ -266,7 +331,7 @@ def _leave_stuck_builder_calls(grace: float = 2.0) -> None:
 
     # the run is already stopped: another signal now means "exit at once", as during the run
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: os._exit(EXIT_INTERRUPTED))
+        signal.signal(sig, lambda *_: _force_exit())
     deadline = time.monotonic() + grace
     for thread in threading.enumerate():
         if thread.name.startswith("dgt-builder") and thread.is_alive():
@@ -311,6 +376,9 @@ def _overrides(args: argparse.Namespace) -> Any:
         "machine_batch_size": args.machine_batch_size,
         "max_concurrent_calls": args.max_concurrent_calls,
         "seed": args.seed,
+        "max_cost_usd": args.max_cost_usd,
+        "max_tokens_total": args.max_tokens_total,
+        "max_seconds": args.max_seconds,
     }
     given = {k: v for k, v in cli_runner.items() if v is not None}
     _check_runner_flags(given)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fms_dgt.blocks.chain import FilterChain
+from fms_dgt.budget import BudgetExhausted
 from fms_dgt.builders.finishing import Finisher
 from fms_dgt.builders.run import RunParts, TaskRun, run_for, run_kinds
 from fms_dgt.config.builder_file import check_builder
@@ -232,6 +233,9 @@ class Runtime:
         self._write_task_card(pt)
         ledger = parts.ledger
         ledger.carry_over(read_json(task.task_dir / "task_results.json") or {})
+        rc = task.runner_config
+        ledger.budget.max_cost_usd, ledger.budget.max_tokens_total = rc.max_cost_usd, rc.max_tokens_total
+        ledger.budget.max_seconds, ledger.budget.started = rc.max_seconds, time.monotonic()
         ledger.count_stored()
         self._write_results(pt, runner, "running", started)
         runner.on_checkpoint = lambda: self._write_results(pt, runner, "running", started)
@@ -242,6 +246,9 @@ class Runtime:
         except StalledError as exc:
             status, message = "stalled", str(exc)
             log.error("%s", exc)
+        except BudgetExhausted as exc:
+            status, message = exc.status, f"{task.task_name}: {exc}"
+            log.warning("%s", message)
         except asyncio.CancelledError:
             phase = parts.finisher.active or (
                 "generating"

@@ -8,7 +8,18 @@ from typing import Any
 from fms_dgt.config.env import redact
 from fms_dgt.datastores.base import read_json
 
-COLUMNS = ("task", "status", "final", "accepted", "rejected", "failed", "requests", "tokens", "seconds")
+COLUMNS = (
+    "task",
+    "status",
+    "final",
+    "accepted",
+    "rejected",
+    "failed",
+    "requests",
+    "tokens",
+    "cost",
+    "seconds",
+)
 
 
 def _row(name: str, status: str, results: dict[str, Any]) -> list[str]:
@@ -26,6 +37,7 @@ def _row(name: str, status: str, results: dict[str, Any]) -> list[str]:
         str(counts.get("failed", 0)),
         str(results.get("requests", 0)),
         str(tokens.get("prompt", 0) + tokens.get("completion", 0)),
+        f"${results.get('cost_usd', 0):.4f}",
         f"{results.get('elapsed_seconds', 0):.1f}",
     ]
 

@@ -85,7 +85,9 @@ def vllm_server(vllm_server_engine: Any) -> str:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """torch, imported inside a test, gives its loggers handlers on pytest's capture stream,
-    which is closed by now; its exit-time statistics would print 'Logging error' tracebacks."""
+    which is closed by now (or is about to be); its exit-time statistics would print
+    'Logging error' tracebacks."""
+    logging.raiseExceptions = False  # a handler on a closed capture stream drops the record
     loggers = [logging.getLogger()] + [
         lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
     ]

@@ -9,7 +9,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fms_dgt.datapoint import DataPoint
-from fms_dgt.errors import ConfigError
 from fms_dgt.sources.documents import DocumentsConfig
 from fms_dgt.sources.grounded import DocumentsTask
 
@@ -125,12 +124,11 @@ def _documents(
     """The documents config from ours (``documents``) or fms-dgt's (``knowledge``,
     ``chunk_size``) keys."""
     if documents is not None and knowledge is not None:
-        raise ConfigError("give documents or knowledge, not both", field="knowledge")
+        raise ValueError("give documents or knowledge, not both")
     if documents is None and knowledge is None:
-        raise ConfigError(
-            "no documents: the questions are grounded in them",
-            field="documents",
-            hint="documents: {path: docs/} (a file, a glob or a folder)",
+        raise ValueError(
+            "knowledge_qa needs 'documents' (the questions are grounded in them): "
+            "documents: {path: docs/} (a file, a glob or a folder)"
         )
     size = None if chunk_size is None else (chunk_size if chunk_size > 0 else WHOLE)
     if knowledge is not None:
@@ -139,6 +137,6 @@ def _documents(
     if size is None:
         return documents
     if "chunk_tokens" in documents.model_fields_set:
-        raise ConfigError("give chunk_size or documents.chunk_tokens, not both", field="chunk_size")
+        raise ValueError("give chunk_size or documents.chunk_tokens, not both")
     overlap = documents.overlap_tokens if "overlap_tokens" in documents.model_fields_set else 0
     return documents.model_copy(update={"chunk_tokens": size, "overlap_tokens": min(overlap, size - 1)})

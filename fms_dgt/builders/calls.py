@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
+from fms_dgt.budget import BudgetExhausted
 from fms_dgt.builders.base import DataBuilder
 from fms_dgt.engines.base import Engine, use_sink
 from fms_dgt.engines.types import LMRequest, LMResult
@@ -28,6 +29,9 @@ class CallSink:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.transient_failures = 0
+
+    def before_request(self, engine: Engine, request: LMRequest) -> None:
+        self.ledger.before_request(engine, request)
 
     def on_result(self, engine: Engine, request: LMRequest, result: LMResult) -> None:
         self.ledger.on_result(engine, request, result)
@@ -55,6 +59,8 @@ async def call_builder(
                 outputs = cast(list[Any], await loop.run_in_executor(executor, call))
     except (asyncio.CancelledError, EngineStartError, ConfigError):
         raise  # no later call can do better: the task stops with this message
+    except BudgetExhausted:
+        raise  # the task's budget is spent: the run stops submitting; nothing here failed
     except Exception as exc:  # a bug or an unexpected failure in user code: record, keep going
         ledger.builder_failed(request_idx, exc)
         return None

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 
+from fms_dgt.budget import BudgetExhausted
 from fms_dgt.builders.calls import CallPool, call_builder
 from fms_dgt.builders.health import EngineHealth
 from fms_dgt.builders.run import TaskRun, register_run
@@ -144,6 +145,7 @@ class GenerationRun(TaskRun):
                     and len(pool.inflight) < self.wanted_calls()
                     and not self.task.is_complete()
                     and calls_without_progress < stall_limit
+                    and self.ledger.over_budget() is None
                 ):
                     idx = self.state.next_request_idx
                     self.state.next_request_idx += 1
@@ -161,6 +163,9 @@ class GenerationRun(TaskRun):
             await pool.cancel_all()
             self.ledger.sync()
             self.checkpoint(force=True)
+        stop = self.ledger.over_budget()
+        if stop is not None and not self.task.is_complete():
+            raise stop
         if not self.task.is_complete():
             raise StalledError(
                 f"{self.task.task_name}: no record accepted in {calls_without_progress} consecutive builder calls "
@@ -169,7 +174,10 @@ class GenerationRun(TaskRun):
             )
 
     async def _one_call(self, idx: int, examples: list[DataPoint]) -> int:
-        outputs = await call_builder(self.builder, self.ledger, self.executor, idx, examples)
+        try:
+            outputs = await call_builder(self.builder, self.ledger, self.executor, idx, examples)
+        except BudgetExhausted:
+            return 0  # stopped before its next request: the run ends after the calls in flight
         if outputs is None:
             return 0
         accepted = 0

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from fms_dgt.budget import BudgetExhausted
 from fms_dgt.builders.calls import CallPool, CallSink, call_builder
 from fms_dgt.builders.health import EngineHealth
 from fms_dgt.builders.run import TaskRun, register_run
@@ -125,7 +126,7 @@ class TransformationRun(TaskRun):
         span = next(spans, None)
         batch: list[DataPoint] = []
         start = 0
-        for row, record in enumerate(self.task.iter_input()):
+        for row, record in enumerate(itertools.islice(self.task.iter_input(), self.rc.max_input_rows)):
             while span is not None and row >= span[0] + span[1]:
                 span = next(spans, None)
             if span is not None and span[0] <= row:
@@ -191,7 +192,7 @@ class TransformationRun(TaskRun):
                     await pool.next_done(finished)
                     health.check_fatal()
                     self.checkpoint()
-                if self.task.is_complete():  # an override may end the pass early
+                if self.task.is_complete() or self.ledger.over_budget():  # an override may end it early
                     break
                 if health.since is not None:
                     await asyncio.sleep(RETRY_PAUSE_SECONDS)
@@ -199,7 +200,9 @@ class TransformationRun(TaskRun):
             while pool.inflight or retry:
                 await pool.next_done(finished)
                 health.check_fatal()
-                while retry and pool.has_room and not self.task.is_complete():
+                while (
+                    retry and pool.has_room and not self.task.is_complete() and not self.ledger.over_budget()
+                ):
                     await asyncio.sleep(RETRY_PAUSE_SECONDS)
                     pool.submit(self._one_chunk(*retry.pop(0)))
                 if self.task.is_complete() and not pool.inflight:
@@ -208,13 +211,19 @@ class TransformationRun(TaskRun):
             await pool.cancel_all()
             self.ledger.sync()
             self.progress_store.sync()
+        stop = self.ledger.over_budget()
+        if stop is not None and not self.task.is_complete():
+            raise stop  # the chunks not done stay pending: a raised budget continues with them
 
     async def _one_chunk(
         self, idx: int, start: int, rows: list[DataPoint]
     ) -> tuple[int, int, list[DataPoint]] | None:
         """Process one chunk; returns it when it must be sent again (transient failures)."""
         sink = CallSink(self.ledger)
-        outputs = await call_builder(self.builder, self.ledger, self.executor, idx, rows, sink)
+        try:
+            outputs = await call_builder(self.builder, self.ledger, self.executor, idx, rows, sink)
+        except BudgetExhausted:
+            return None  # not recorded as done: the chunk is processed when the run continues
         if sink.transient_failures and outputs is not None:
             return idx, start, rows
         produced = 0

@@ -28,6 +28,9 @@ class RunnerConfig(Strict):
         default=2, ge=0, description="accepted synthetic examples mixed into each call"
     )
     transform_batch_size: int = Field(default=8, ge=1, description="input rows per transformation call")
+    max_input_rows: int | None = Field(
+        default=None, ge=1, description="a transformation processes only the first N input rows (None: all)"
+    )
     max_concurrent_calls: int = Field(default=32, ge=1, description="builder calls in flight at once")
     save_formatted_output: bool = False
     max_stalled_attempts: int = Field(
@@ -42,6 +45,15 @@ class RunnerConfig(Strict):
         description="how long every LLM request may keep failing (server down) before the task stops",
     )
     seed: int | None = None
+    # budgets: the task stops (budget_exhausted / time_limit) when one is spent, over all its
+    # runs; the same command with a raised limit continues (fms_dgt/budget.py)
+    max_cost_usd: float | None = Field(default=None, gt=0, description="US dollars the task may spend")
+    max_tokens_total: int | None = Field(
+        default=None,
+        gt=0,
+        description="prompt + completion tokens the task may use (cached answers are free)",
+    )
+    max_seconds: float | None = Field(default=None, gt=0, description="seconds the task may run")
 
 
 class DatastoreConfig(BaseModel):

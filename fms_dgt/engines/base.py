@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol
 
 from fms_dgt.engines.cache import CachedResponses
 from fms_dgt.engines.loop import LoopThread
+from fms_dgt.engines.pricing import Pricing, price_for, result_cost
 from fms_dgt.engines.retry import RetryPolicy
 from fms_dgt.engines.types import (
     EngineStats,
@@ -41,7 +42,9 @@ log = logging.getLogger("fms_dgt.engines")
 
 class ResultSink(Protocol):
     """Receives every finished request so the running task can count tokens and store
-    failures. Set with ``use_sink`` around builder calls."""
+    failures. Set with ``use_sink`` around builder calls. A sink may also define
+    ``before_request(engine, request)``, called before a request the cache cannot answer is
+    sent; it raises to stop the request (a task whose budget is spent)."""
 
     def on_result(self, engine: Engine, request: LMRequest, result: LMResult) -> None: ...
 
@@ -78,6 +81,7 @@ class Engine(ABC):
         max_parse_retries: int = 2,
         cache: bool | str = False,
         sampling: SamplingOptions | None = None,
+        pricing: Pricing | None = None,
         **unused: Any,
     ) -> None:
         if unused:
@@ -96,6 +100,7 @@ class Engine(ABC):
             max_parse_retries=max_parse_retries,
         )
         self.default_params = SamplingParams(**(sampling or {}))
+        self._pricing = pricing
         self.stats = EngineStats()
         self._cache_setting = cache
         self._cache: CachedResponses | None = None
@@ -195,7 +200,23 @@ class Engine(ABC):
             self._own_loop = None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "model": self.model}
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "model": self.model}
+        if self.pricing is not None:
+            out["pricing"] = self.pricing.model_dump()
+        return out
+
+    # engines that send requests to a hosted provider get the known list prices of its models
+    hosted: ClassVar[bool] = False
+
+    @property
+    def pricing(self) -> Pricing | None:
+        """Prices per million tokens (the block's ``pricing:``, else the known list price of
+        a hosted model); None: requests cost nothing."""
+        return price_for(self.model, self._pricing, self.hosted)
+
+    def cost(self, result: LMResult) -> float:
+        """US dollars ``result`` cost (0 for a cached answer or a free model)."""
+        return result_cost(self.pricing, result)
 
     async def chat_tokenizer(self) -> Any | None:
         """The model's tokenizer (``transformers``-style: ``apply_chat_template``, ``encode``,
@@ -271,6 +292,9 @@ class Engine(ABC):
                 if sink is not None:
                     sink.on_result(self, request, hit)
                 return hit
+        gate = getattr(sink, "before_request", None)
+        if gate is not None:  # the task's budget: raises once it is spent, so nothing is sent
+            gate(self, request)
         result = await self.retry.run(
             self._generate_once, request, model=self.model, stats=self.stats, slot=self._slot
         )

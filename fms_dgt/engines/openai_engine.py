@@ -46,6 +46,7 @@ class OpenAIEngine(Engine):
     """
 
     kind: ClassVar[str] = "openai"
+    hosted: ClassVar[bool] = True  # a provider's models have known list prices (engines/pricing.py)
 
     def __init__(
         self,

@@ -169,10 +169,15 @@ class EngineStats:
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # tokens of answers not served from the cache (what budgets count) and what they cost
+    billed_tokens: int = 0
+    cost_usd: float = 0.0
 
     def add(self, other: EngineStats) -> None:
         for f in dataclasses.fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
-    def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+    def to_dict(self) -> dict[str, int | float]:
+        out: dict[str, int | float] = dataclasses.asdict(self)
+        out["cost_usd"] = round(self.cost_usd, 6)
+        return out

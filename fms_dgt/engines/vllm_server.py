@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import json
 import logging
@@ -135,6 +136,17 @@ class ServerProcess:
             proc.wait()
 
 
+def kill_started_servers() -> None:
+    """Kill every server this process started, at once (a forced exit skips ``_stop_all``)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for server in live:
+        proc = server.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
 @atexit.register
 def _stop_all() -> None:
     with _LIVE_LOCK:
@@ -162,6 +174,7 @@ class VLLMServerEngine(OpenAIEngine):
     """
 
     kind: ClassVar[str] = "vllm-server"
+    hosted: ClassVar[bool] = False  # a server we start: its model costs nothing per token
 
     def __init__(
         self,

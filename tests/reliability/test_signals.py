@@ -150,3 +150,28 @@ def test_signal_while_tasks_load(tmp_path: Path, sig: signal.Signals) -> None:
     assert proc.returncode == 130, text
     assert took < 5
     assert "interrupted" in text and "Traceback" not in text
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_a_second_signal_exits_at_once_without_leaving_the_engine_core(tmp_path: Path) -> None:
+    """Two stops in a row (a supervisor's SIGTERM forwarded twice, Ctrl-C twice) force the
+    exit, which skips the exit handlers: the in-process vLLM's engine-core process (GBs of
+    memory, busy cores) must go with us, not linger as an orphan."""
+    psutil = pytest.importorskip("psutil")
+    task = write_task(tmp_path / "t", builder="simple", runner_config={"num_outputs_to_generate": 500})
+    cmd = cli_command("--task-paths", str(task), "--output-dir", str(tmp_path / "out"))
+    proc = _start(cmd, tmp_path / "log")
+    me = psutil.Process(proc.pid)
+
+    def engine_core() -> bool:
+        return any(c.name().startswith("VLLM") for c in me.children(recursive=True))
+
+    _wait_for(engine_core, timeout=300)
+    children = me.children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    assert _stop(proc, signal.SIGTERM) < 10
+    assert proc.returncode == 130
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [(p.pid, p.name()) for p in alive]

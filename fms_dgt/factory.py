@@ -18,6 +18,7 @@ from typing import Any
 from fms_dgt.blocks.base import FilterBlock, FilterPostprocessor, Postprocessor
 from fms_dgt.builders.base import DataBuilder
 from fms_dgt.config.builder_file import BuilderConfig, check_block_spec
+from fms_dgt.config.compat import unsupported_block
 from fms_dgt.config.components import build_component, resolve_class
 from fms_dgt.config.overrides import Overrides
 from fms_dgt.config.task_file import TaskConfig
@@ -276,6 +277,8 @@ def _build_block(
         runtime["engine"] = _engine_block(engine_spec, built or {}, doc, (*key, "engine"))
         spec.pop("engine")
     kind = spec.get("type")
+    if "class_path" not in spec and isinstance(kind, str) and (theirs := unsupported_block(kind)):
+        raise doc.error(theirs[0], *key, "type", hint=theirs[1])
     if "class_path" not in spec and isinstance(kind, str) and kind not in block_registry:
         # "vlm" is a misspelled engine more often than a block: suggest from both registries
         names = [*block_registry.names(), *engines.names()]

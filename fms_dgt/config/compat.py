@@ -8,7 +8,9 @@ dropped silently and never a traceback:
 * a field a task class knows but does not use (``COMPAT_FIELDS``: name -> why) is accepted
   with one warning naming it;
 * a builder of theirs that nothing here does (below) is an error naming it and the closest
-  builder we have.
+  builder we have;
+* so is a block of theirs that nothing here does (a task's ``filters:`` or an override file
+  naming it), with what to use instead.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 UNSUPPORTED_BUILDERS: dict[str, tuple[str, str | None]] = {
     "time_series": ("SDForger time-series synthesis (fine-tunes a model on the series)", None),
     "tool_calling/multi_turn/stateless": ("multi-turn tool-calling conversations", "conversation"),
-    "public/safety/refusal": ("refusals to requests a risk policy forbids", "self_instruct"),
 }
 
 
@@ -30,3 +31,24 @@ def unsupported_builder(name: str) -> str | None:
     what, closest = known
     instead = f"; the closest builder here is '{closest}'" if closest else "; nothing here does that job"
     return f"'{name}' is IBM fms-dgt's builder for {what}, which has no counterpart here{instead}"
+
+
+# fms-dgt block type -> what it is and what to use here instead
+UNSUPPORTED_BLOCKS: dict[str, tuple[str, str]] = {
+    "validators/granite_guardian": (
+        "Granite Guardian validator (a guardian model rating requests harmful and replies safe)",
+        "safety_refusal checks each refusal against its policy's reply_cannot_contain items; "
+        "for a model's check too, add an llm_judge filter, whose engine may be a guardian "
+        "model behind an OpenAI-compatible server",
+    ),
+}
+
+
+def unsupported_block(kind: str) -> tuple[str, str] | None:
+    """Why fms-dgt's block type ``kind`` cannot be built here and what to use instead (None
+    when ``kind`` is not one of theirs)."""
+    known = UNSUPPORTED_BLOCKS.get(kind)
+    if known is None:
+        return None
+    what, instead = known
+    return f"'{kind}' is IBM fms-dgt's {what}, which has no counterpart here", instead

@@ -21,5 +21,8 @@ formatters.add(
     "fms_dgt.formatters.conversation:GroundedConversationFormatter",
     "formatters/conversation/rag/static",
 )
+formatters.add(
+    "safety_refusal", "fms_dgt.formatters.safety:SafetyRefusalFormatter", "formatters/safety/refusal"
+)
 
 __all__ = ["Formatter"]

@@ -41,6 +41,7 @@ def test_every_builder_has_a_documented_task() -> None:
         "complexity_scorer",
         "ultrafeedback",
         "prometheus_eval",
+        "magpie_tag",
     }
 
 

@@ -277,7 +277,8 @@ def test_the_documented_conversation_tasks_are_valid() -> None:
     from fms_dgt.index import default_builder_paths, import_builder, index_builders
 
     text = (Path(__file__).parents[2] / "docs/builders.md").read_text()
-    section = text[text.index("### `conversation`: multi-turn") : text.index("## Transformation and judging")]
+    start = text.index("### `conversation`: multi-turn")
+    section = text[start : text.index("\n### ", start + 1)]
     blocks = [yaml.safe_load(b) for k, b in re.findall(r"```(\w*)\n(.*?)```", section, re.S) if k == "yaml"]
     tasks = [b for b in blocks if isinstance(b, dict) and "data_builder" in b]
     assert len(tasks) == 2

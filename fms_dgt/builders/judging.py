@@ -52,6 +52,10 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
+def short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def invalid_reason(error: ValidationError) -> str:
     """Why an answer does not fit the verdict's model, in one line."""
     problems = error.errors(include_url=False)
@@ -60,7 +64,7 @@ def invalid_reason(error: ValidationError) -> str:
     parts = []
     for p in problems[:3]:
         where = ".".join(str(x) for x in p["loc"]) or "answer"
-        got = "" if p["type"] == "missing" else f" = {p['input']!r}"
+        got = "" if p["type"] == "missing" else f" = {short(repr(p['input']))}"
         parts.append(f"{where}{got}: {p['msg']}")
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
     return "invalid answer: " + "; ".join(parts) + more

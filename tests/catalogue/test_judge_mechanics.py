@@ -35,6 +35,7 @@ def test_instruction_backtranslation_rejects_unusable_ratings_with_the_raw_answe
         "Delta": '{"score": 0, "reason": "Bad."}',  # out of range, below
         "Echo": '{"reason": "No score given."}',  # missing field
         "Foxtrot": "Score: 4",  # not JSON at all
+        "Golf": "[5]",  # JSON, but no object
     }
     seen: list[str] = []
 
@@ -56,7 +57,7 @@ def test_instruction_backtranslation_rejects_unusable_ratings_with_the_raw_answe
     assert record["generation"] == "Answer Alpha." and record["model_name"] == "fake"
     assert record["lineage"]["input_id"] and record["lineage"]["model"] == "fake"
     rejected = rejections(run)
-    assert set(rejected) == {"Bravo", "Charlie", "Delta", "Echo", "Foxtrot"}
+    assert set(rejected) == {"Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf"}
     for word, r in rejected.items():
         assert r["block"] == "instruction_backtranslation"
         assert r["record"]["raw"]["output"] == answers[word]  # the raw answer is kept
@@ -70,6 +71,7 @@ def test_instruction_backtranslation_rejects_unusable_ratings_with_the_raw_answe
         rejected["Delta"]["reason"] == "invalid answer: score = 0: Input should be greater than or equal to 1"
     )
     assert rejected["Echo"]["reason"] == "invalid answer: score: Field required"
+    assert rejected["Golf"]["reason"] == "invalid answer: answer = [5]: Input should be an object"
     assert not run.store("failed")
 
 

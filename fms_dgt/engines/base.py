@@ -43,7 +43,9 @@ log = logging.getLogger("fms_dgt.engines")
 
 class ResultSink(Protocol):
     """Receives every finished request so the running task can count tokens and store
-    failures. Set with ``use_sink`` around builder calls."""
+    failures. Set with ``use_sink`` around builder calls. A sink may also have a
+    ``state_dir`` (the task's folder), where transports keep state that belongs to the task
+    (the Batch API's job journal: ``batch/jobs.py``)."""
 
     def on_result(self, engine: Engine, request: LMRequest, result: LMResult) -> None: ...
 

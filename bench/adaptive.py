@@ -96,32 +96,49 @@ def run_variant(url: str, requests: int, ceiling: int, mode: str) -> dict[str, A
     }
 
 
-def run(requests: int = 2000, quota: int = 24, latency: float = 0.05, ceiling: int = 128) -> bool:
-    rows: list[tuple[str, str]] = []
-    passed = True
+def run(requests: int = 2000, quota: int = 24, latency: float = 0.05, ceiling: int = 128) -> dict[str, Any]:
+    """Every variant against a fresh server; the figures, with ``pass`` for the default."""
+    variants: dict[str, dict[str, Any]] = {}
     for name, mode in (("default", "default"), ("start 128", "start-ceiling"), ("fixed 128", "fixed")):
         with ServerProcess(max_inflight=quota, latency=latency) as srv:
             figures = run_variant(srv.url, requests, ceiling, mode)
             records = srv.records()
-        rejected = sum(1 for _, _, outcome in records["log"] if outcome == "429")
         middle = (figures["start"] + figures["end"]) / 2
-        served = _mean_over([(t, n) for t, n in records["inflight"]], middle, figures["end"])
-        share = rejected / requests
-        rate = figures["ok"] / figures["seconds"]
-        line = (
-            f"429s {rejected} ({share:.1%}), in flight {figures['inflight']:.1f} (server {served:.1f}), "
-            f"limit {figures['limit']:.1f}, {figures['seconds']:.1f} s, {rate:.0f} req/s "
-            f"({rate / (quota / latency):.0%} of {quota / latency:.0f}), {figures['ok']}/{requests} ok"
+        figures["rejected"] = sum(1 for _, _, outcome in records["log"] if outcome == "429")
+        figures["served_inflight"] = _mean_over(
+            [(t, n) for t, n in records["inflight"]], middle, figures["end"]
         )
-        if mode == "default":
-            ok = figures["ok"] == requests and share < 0.05 and 16 <= figures["inflight"] <= 32
-            passed = ok
-            line += f"  {verdict(ok)}"
+        figures["rate"] = figures["ok"] / figures["seconds"]
+        variants[name] = figures
+    default = variants["default"]
+    share = default["rejected"] / requests
+    ok = default["ok"] == requests and share < 0.05 and 16 <= default["inflight"] <= 32
+    return {
+        "requests": requests,
+        "quota": quota,
+        "latency": latency,
+        "ceiling": ceiling,
+        "variants": variants,
+        "share_429": share,
+        "inflight": default["inflight"],
+        "pass": ok,
+    }
+
+
+def report(s: dict[str, Any]) -> None:
+    best = s["quota"] / s["latency"]
+    rows = []
+    for name, f in s["variants"].items():
+        line = (
+            f"429s {f['rejected']} ({f['rejected'] / s['requests']:.1%}), in flight {f['inflight']:.1f} "
+            f"(server {f['served_inflight']:.1f}), limit {f['limit']:.1f}, {f['seconds']:.1f} s, "
+            f"{f['rate']:.0f} req/s ({f['rate'] / best:.0%} of {best:.0f}), {f['ok']}/{s['requests']} ok"
+        )
+        if name == "default":
+            line += f"  {verdict(s['pass'])}"
         rows.append((name, line))
-    print_table(
-        f"adaptive concurrency: quota {quota} in flight, {latency * 1000:.0f} ms, ceiling {ceiling}", rows
-    )
-    return passed
+    title = f"adaptive concurrency: quota {s['quota']} in flight, {s['latency'] * 1000:.0f} ms, ceiling {s['ceiling']}"
+    print_table(title, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.05, help="seconds per answered request")
     p.add_argument("--ceiling", type=int, default=128, help="the engine's max_concurrency")
     args = p.parse_args(argv)
-    return 0 if run(args.requests, args.quota, args.latency, args.ceiling) else 1
+    s = run(args.requests, args.quota, args.latency, args.ceiling)
+    report(s)
+    return 0 if s["pass"] else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Every benchmark (issue 5, and the dedup one of issue 4), one after another, then a summary: ``python -m bench.run_all``.
+"""Every benchmark (issue 5, the dedup one of issue 4, adaptive concurrency of issue 14), one after another, then a summary: ``python -m bench.run_all``.
 
 Each script also runs alone (``python -m bench.utilization`` ...). ``--quick`` shrinks runs
 to a smoke test (minutes, figures indicative only); ``--skip vllm`` leaves out the in-process
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import dedup_bench, memory, overhead, scale, startup, utilization, vllm_inprocess
+from bench import adaptive, dedup_bench, memory, overhead, scale, startup, utilization, vllm_inprocess
 from bench.harness import dedup_blocks
 
 Step = tuple[str, Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], None], Callable[[dict], str]]
@@ -53,6 +53,12 @@ STEPS: list[Step] = [
         lambda q: scale.run(records=800 if q else 4000),
         scale.report,
         lambda s: f"min replica util {s['min_util']:.3f} (>= 0.9)",
+    ),
+    (
+        "adaptive",
+        lambda q: adaptive.run(requests=600 if q else 2000),
+        adaptive.report,
+        lambda s: f"{s['inflight']:.1f} in flight (16-32), {s['share_429']:.1%} answered 429 (< 5%)",
     ),
     (
         "dedup",

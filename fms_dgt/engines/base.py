@@ -46,7 +46,9 @@ class ResultSink(Protocol):
     """Receives every finished request so the running task can count tokens and store
     failures. Set with ``use_sink`` around builder calls. A sink may also define
     ``before_request(engine, request)``, called before a request the cache cannot answer is
-    sent; it raises to stop the request (a task whose budget is spent)."""
+    sent; it raises to stop the request (a task whose budget is spent). And it may have a
+    ``state_dir`` (the task's folder), where transports keep state that belongs to the task
+    (the Batch API's job journal: ``batch/jobs.py``)."""
 
     def on_result(self, engine: Engine, request: LMRequest, result: LMResult) -> None: ...
 

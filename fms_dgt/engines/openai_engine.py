@@ -51,8 +51,8 @@ class OpenAIEngine(Engine):
         model: model name; if empty, the first model the server lists under ``/models``.
         api: ``chat`` (default: message requests go to chat/completions, prompt requests to
             completions) or ``completions`` (only prompt requests are accepted).
-        transport: ``fast`` (pooled aiohttp + orjson), ``openai`` (the official client) or
-            ``batch`` (OpenAI's Batch API: requests grouped into jobs, see ``batch``).
+        transport: ``fast`` (pooled aiohttp + orjson, the default), ``openai`` (the official
+            client) or ``batch`` (OpenAI's Batch API: requests grouped into jobs, see ``batch``).
         request_timeout: HTTP timeout of one attempt; default the engine ``timeout``.
         extra_body: extra JSON fields merged into every request (``top_k``, ``min_p``...).
         max_tokens_field: ``max_tokens``, or ``max_completion_tokens`` for OpenAI reasoning models.
@@ -80,7 +80,7 @@ class OpenAIEngine(Engine):
         api_key: str | None = None,
         api_key_env: str | None = None,
         api: Literal["chat", "completions"] = "chat",
-        transport: Literal["fast", "openai", "batch"] = "fast",
+        transport: Literal["fast", "openai", "batch"] | None = None,
         request_timeout: float | None = None,
         extra_body: dict[str, Any] | None = None,
         max_tokens_field: str = "max_tokens",
@@ -102,6 +102,13 @@ class OpenAIEngine(Engine):
             self.max_concurrency = ADAPTIVE_CEILING
         if api not in ("chat", "completions"):
             raise ConfigError(f"unknown api '{api}'", field="api", hint="use 'chat' or 'completions'")
+        if batch is not None and transport not in (None, "batch"):
+            raise ConfigError(
+                f"a batch: block sends requests through the Batch API, not transport '{transport}'",
+                field="transport",
+                hint="remove one of the two",
+            )
+        transport = transport or "fast"
         if transport not in (*TRANSPORTS, "batch"):
             raise ConfigError(
                 f"unknown transport '{transport}'", field="transport", hint="use 'fast', 'openai' or 'batch'"

@@ -161,3 +161,17 @@ def test_retry_after_hold_wakes_waiters_with_nothing_in_flight() -> None:
         return time.monotonic() - t0
 
     assert 0.25 <= asyncio.run(go()) < 1.0
+
+
+def test_limits_the_engine_starts_with() -> None:
+    def limit(**kw: Any) -> InFlightLimit:
+        return OpenAIEngine("m", base_url="http://127.0.0.1:9/v1", **kw)._make_admission().limit
+
+    unset = limit()  # no max_concurrency: adaptive from 32 up to a high ceiling
+    assert (unset.limit, unset.ceiling, unset.adaptive) == (32, 256, True)
+    ceiling = limit(max_concurrency=128)
+    assert (ceiling.limit, ceiling.ceiling) == (32, 128)
+    low = limit(max_concurrency=8)
+    assert (low.limit, low.ceiling) == (8, 8)
+    fixed = limit(adaptive_concurrency=False)
+    assert (fixed.limit, fixed.ceiling, fixed.adaptive) == (32, 32, False)

@@ -86,7 +86,8 @@ class BatchAPI:
         return await self._call("GET", f"/files/{file_id}/content", long=True)
 
     async def get(self, path: str) -> dict[str, Any]:
-        return await self._json("GET", path)
+        """A plain GET (the engine's ``/models`` probe), tried once, as other transports do."""
+        return await self._json("GET", path, attempts=1)
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -96,12 +97,19 @@ class BatchAPI:
         return decode_body(await self._call(method, path, **kw))
 
     async def _call(
-        self, method: str, path: str, *, json: Any = None, form: Any = None, long: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        form: Any = None,
+        long: bool = False,
+        attempts: int = _ATTEMPTS,
     ) -> bytes:
-        """One call, retried up to ``_ATTEMPTS`` times while it fails transiently."""
+        """One call, tried up to ``attempts`` times while it fails transiently."""
         aiohttp = self._aiohttp
         timeout = aiohttp.ClientTimeout(total=max(self._timeout, 600.0) if long else self._timeout)
-        for attempt in range(1, _ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 data = form() if form is not None else None  # a form is read once: build it anew
                 async with self._session.request(
@@ -114,8 +122,12 @@ class BatchAPI:
             except RetryableEngineError as exc:
                 error: RetryableEngineError = exc
             except (aiohttp.ClientError, TimeoutError) as exc:
-                error = RetryableEngineError(f"{method} {path}: {type(exc).__name__}: {exc}")
-            if attempt == _ATTEMPTS:
+                # the words the engine's probe looks for ("connection failed"), as the fast transport's
+                error = RetryableEngineError(
+                    f"connection failed: {method} {path}: {type(exc).__name__}: {exc}"
+                )
+            if attempt == attempts:
                 raise error
-            await asyncio.sleep(max(error.retry_after or 0.0, 0.5 * 2**attempt * random.uniform(0.5, 1.0)))
+            pause = 0.5 * 2**attempt * random.uniform(0.5, 1.0)
+            await asyncio.sleep(max(min(error.retry_after or 0.0, 120.0), pause))
         raise AssertionError("unreachable")

@@ -77,12 +77,18 @@ class LMRequest:
 
     ``params`` left out (None) means the sampling configured for the engine block the
     request is sent to (its YAML ``sampling:``, with an ``--engine`` override's on top): a
-    builder never has to pass it along, and cannot forget to."""
+    builder never has to pass it along, and cannot forget to.
+
+    ``keep_invalid``: an answer that breaks ``constraint`` after the parse retries comes
+    back as it is (``LMResult.invalid`` says what is wrong with it) instead of failing the
+    request, for builders that keep such answers as rejections with their raw text. The
+    constraint still guides decoding."""
 
     messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
     params: SamplingParams | None = None
     constraint: Constraint | None = None
+    keep_invalid: bool = False
     # free-form lineage the builder wants back on failure records (request_idx, seed ids, ...)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +120,8 @@ class LMRequest:
         body.pop("metadata")
         body["engine"] = engine_kind
         body["model"] = model
+        if self.keep_invalid:  # its cached answer may break the constraint
+            body["keep_invalid"] = True
         blob = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -133,6 +141,8 @@ class LMResult:
     # parsed JSON objects when the request had a json_schema constraint
     parsed: list[Any] | None = None
     model: str | None = None
+    # what breaks the constraint, when a ``keep_invalid`` request got such an answer back
+    invalid: str | None = None
 
     @property
     def ok(self) -> bool:

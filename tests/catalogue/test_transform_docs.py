@@ -36,6 +36,7 @@ def test_every_builder_has_a_documented_task() -> None:
         "embeddings",
         "evol_complexity",
         "evol_quality",
+        "rater",
     }
 
 

@@ -30,7 +30,7 @@ TEMPLATE_HASH = source_hash(_TEMPLATE_TEXT)
 class Rating(BaseModel):
     """What the model answers with."""
 
-    knowledge: str = Field(min_length=1, max_length=400)
+    knowledge: str = Field(min_length=1, max_length=300)  # fits in max_tokens
     difficulty: Literal[DIFFICULTIES]  # type: ignore[valid-type]
 
 

@@ -37,6 +37,7 @@ def test_every_builder_has_a_documented_task() -> None:
         "evol_complexity",
         "evol_quality",
         "rater",
+        "text_classification",
     }
 
 

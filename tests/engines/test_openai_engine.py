@@ -197,17 +197,17 @@ def test_invalid_structured_output_is_retried_then_recorded(fault_server):
     assert result.attempts == 3 and engine.stats.retries == 2  # every request sent is counted
 
 
-def test_keep_invalid_gives_the_last_answer_back_after_the_parse_retries(fault_server):
+def test_keep_invalid_gives_an_invalid_answer_back_at_once(fault_server):
     def responder(path: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"choices": [{"index": 0, "message": {"content": "no JSON here"}, "finish_reason": "stop"}]}
 
     srv = fault_server(responder=responder)
-    engine = OpenAIEngine("fake", base_url=srv.url, max_parse_retries=1)
+    engine = OpenAIEngine("fake", base_url=srv.url, max_parse_retries=2)
     request = LMRequest(messages=CHAT, constraint=Constraint(json_schema=PERSON), keep_invalid=True)
     (result,) = run(engine, request)
     assert result.ok and result.texts == ["no JSON here"] and result.parsed is None
-    assert (result.invalid or "").startswith("not JSON") and result.attempts == 2
-    assert srv.counts["requests"] == 2 and engine.stats.failed == 0
+    assert (result.invalid or "").startswith("not JSON") and result.attempts == 1
+    assert srv.counts["requests"] == 1 and engine.stats.failed == 0 and engine.stats.retries == 0
     plain = LMRequest(messages=CHAT, constraint=Constraint(json_schema=PERSON))
     assert request.cache_key("openai", "fake") != plain.cache_key("openai", "fake")
 

@@ -4,10 +4,11 @@ policy every engine shares (so every backend retries, backs off and counts the s
 Two budgets: transport failures (errors, timeouts) up to ``max_retries``, with jittered
 exponential backoff that honours ``Retry-After``; structured output that does not parse or
 validate up to ``max_parse_retries``, resent at once (the server answered; the output was
-off); after that the request fails, or, if it says ``keep_invalid``, the last answer comes
-back with ``invalid`` set. ``attempts`` on the result counts every request sent, so a
-failed record says how often the model was really asked. A request that never succeeded becomes an ``LMResult``
-with ``error`` set, never an exception and never ``None``.
+off); after that the request fails. A request that says ``keep_invalid`` is not resent: its
+answer comes back at once with ``invalid`` set. ``attempts`` on the result counts every
+request sent, so a failed record says how often the model was really asked. A request that
+never succeeded becomes an ``LMResult`` with ``error`` set, never an exception and never
+``None``.
 """
 
 from __future__ import annotations
@@ -104,13 +105,13 @@ class RetryPolicy:
                     result.prompt_tokens, result.completion_tokens = prompt_tokens, completion_tokens
                     result.model = result.model or model
                     return result
+                if request.keep_invalid:  # the builder keeps it as a rejection, with the text
+                    result.attempts, result.invalid, result.parsed = sent, problem, None
+                    result.prompt_tokens, result.completion_tokens = prompt_tokens, completion_tokens
+                    result.model = result.model or model
+                    return result
                 parse_failures += 1
                 if parse_failures > self.max_parse_retries:
-                    if request.keep_invalid:  # the builder keeps it as a rejection, with the text
-                        result.attempts, result.invalid, result.parsed = sent, problem, None
-                        result.prompt_tokens, result.completion_tokens = prompt_tokens, completion_tokens
-                        result.model = result.model or model
-                        return result
                     return give_up(f"invalid structured output: {problem}")
                 stats.retries += 1
                 continue

@@ -90,10 +90,10 @@ class LMRequest:
     request is sent to (its YAML ``sampling:``, with an ``--engine`` override's on top): a
     builder never has to pass it along, and cannot forget to.
 
-    ``keep_invalid``: an answer that breaks ``constraint`` after the parse retries comes
-    back as it is (``LMResult.invalid`` says what is wrong with it) instead of failing the
-    request, for builders that keep such answers as rejections with their raw text. The
-    constraint still guides decoding."""
+    ``keep_invalid``: an answer that breaks ``constraint`` comes back as it is, at once
+    (``LMResult.invalid`` says what is wrong with it), instead of being resent and then
+    failing the request: for builders that keep such answers as rejections with their raw
+    text (a greedy model would only repeat it). The constraint still guides decoding."""
 
     messages: list[dict[str, Any]] | None = None
     prompt: str | None = None

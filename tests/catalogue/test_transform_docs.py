@@ -42,6 +42,8 @@ def test_every_builder_has_a_documented_task() -> None:
         "ultrafeedback",
         "prometheus_eval",
         "magpie_tag",
+        "rater",
+        "text_classification",
     }
 
 

@@ -213,6 +213,21 @@ def test_an_unchecked_constraint_is_sent_but_its_answer_is_not_retried(fault_ser
     assert bodies[0]["response_format"]["json_schema"]["schema"] == PERSON  # the model is still constrained
 
 
+def test_keep_invalid_gives_an_invalid_answer_back_at_once(fault_server):
+    def responder(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "message": {"content": "no JSON here"}, "finish_reason": "stop"}]}
+
+    srv = fault_server(responder=responder)
+    engine = OpenAIEngine("fake", base_url=srv.url, max_parse_retries=2)
+    request = LMRequest(messages=CHAT, constraint=Constraint(json_schema=PERSON), keep_invalid=True)
+    (result,) = run(engine, request)
+    assert result.ok and result.texts == ["no JSON here"] and result.parsed is None
+    assert (result.invalid or "").startswith("not JSON") and result.attempts == 1
+    assert srv.counts["requests"] == 1 and engine.stats.failed == 0 and engine.stats.retries == 0
+    plain = LMRequest(messages=CHAT, constraint=Constraint(json_schema=PERSON))
+    assert request.cache_key("openai", "fake") != plain.cache_key("openai", "fake")
+
+
 def test_a_parse_retry_does_not_use_up_the_transport_retries(fault_server):
     answers = iter(['{"name": 1}', '{"name": 2}', '{"name": "x", "age": 1}'])
 

@@ -105,6 +105,13 @@ class Task:
         kwargs.setdefault("task_name", self.task_name)
         return _instantiate(self.OUTPUT_DATA_TYPE, kwargs)
 
+    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
+        """A configuration error located at ``keys`` of the task.yaml (file, line, field),
+        for the checks a task's constructor makes on its own keys."""
+        if self.yaml_doc is not None:
+            return self.yaml_doc.error(message, *keys, hint=hint)
+        return ConfigError(message, field=".".join(map(str, keys)) or None, hint=hint)
+
     def is_complete(self) -> bool:
         raise NotImplementedError
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fms_dgt import ConfigError, DataPoint, TransformationTask
+from fms_dgt import DataPoint, TransformationTask
 from fms_dgt.registry import did_you_mean
 
 ROLES = ("system", "user", "assistant")
@@ -97,9 +97,3 @@ class ChatGenerationTask(TransformationTask):
             )
         self.num_generations = num_generations
         self.system_prompt = system_prompt
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from fms_dgt import ConfigError, DataPoint, TransformationTask
+from fms_dgt import DataPoint, TransformationTask
 from fms_dgt.registry import did_you_mean
 
 # operator name -> what it does (its prompt is prompts/<name>.j2)
@@ -96,12 +96,6 @@ class EvolComplexityTask(TransformationTask):
         if not any(w > 0 for w in weights.values()):
             raise self.config_error("every operator weight is zero: none could be drawn", "operators")
         return weights
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)
 
     def operators_for(self, row: DataPoint) -> list[str]:
         """The operators row ``row``'s tries use, in order: weighted draws, each unlike the

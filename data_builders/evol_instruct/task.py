@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from fms_dgt import ConfigError, DataPoint, GenerationTask
+from fms_dgt import DataPoint, GenerationTask
 from fms_dgt.builders.samplers import CategorySampler, SubcategorySampler
 from fms_dgt.registry import did_you_mean
 
@@ -132,12 +132,6 @@ class EvolInstructTask(GenerationTask):
             if not topic.strip():
                 raise self.config_error(f"topic {i} is empty", "topics", i)
         return [t.strip() for t in topics]
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)
 
     # ---- what the builder asks ------------------------------------------------------------
     @property

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from fms_dgt import ConfigError, DataPoint, TransformationTask
+from fms_dgt import DataPoint, TransformationTask
 from fms_dgt.registry import did_you_mean
 
 # aspect name -> what the rewrite improves (its prompt is prompts/<name>.j2)
@@ -101,12 +101,6 @@ class EvolQualityTask(TransformationTask):
         if not any(w > 0 for w in weights.values()):
             raise self.config_error("every aspect weight is zero: none could be drawn", "aspects")
         return weights
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)
 
     def aspects_for(self, row: DataPoint) -> list[str]:
         """The aspects row ``row``'s tries use, in order: weighted draws, each unlike the

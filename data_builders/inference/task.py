@@ -16,7 +16,7 @@ from typing import Any, Literal
 import jinja2
 import jinja2.meta
 
-from fms_dgt import ConfigError, DataPoint, TransformationTask
+from fms_dgt import DataPoint, TransformationTask
 from fms_dgt.datapoint import BASE_FIELDS
 from fms_dgt.engines.types import SamplingOptions
 
@@ -142,12 +142,6 @@ class InferenceTask(TransformationTask):
                 hint="name a column, e.g. {{ text }}",
             )
         return template, names
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)
 
     # ---- rows -----------------------------------------------------------------------------
     def instantiate_input_example(self, **kwargs: Any) -> DataPoint:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from fms_dgt import ConfigError, DataPoint, TransformationTask
+from fms_dgt import DataPoint, TransformationTask
 from fms_dgt.registry import did_you_mean
 
 Quality = Literal["very poor", "poor", "average", "good", "excellent"]
@@ -164,12 +164,6 @@ class MagpieTagTask(TransformationTask):
                 chosen.add(by_lower[text.lower()])
             out[key] = chosen
         return out
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)
 
     # ---- rows -----------------------------------------------------------------------------
     def _input_from(

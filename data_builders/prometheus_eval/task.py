@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from fms_dgt import ConfigError, DataPoint, TransformationTask
+from fms_dgt import DataPoint, TransformationTask
 from fms_dgt.registry import did_you_mean
 
 Mode = Literal["absolute", "relative"]
@@ -174,9 +174,3 @@ class PrometheusEvalTask(TransformationTask):
                     hint=f"set mode: {other}",
                 )
         return super()._input_from(raw, source=source, keys=keys, what=what, **extra)
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fms_dgt import ConfigError, DataPoint, TransformationTask
+from fms_dgt import DataPoint, TransformationTask
 from fms_dgt.builders.judging import texts_problem
 
 MAX_SCALE = 10
@@ -53,9 +53,3 @@ class QualityScorerTask(TransformationTask):
                 f"max_score must be between 2 and {MAX_SCALE}, got {max_score}", "max_score"
             )
         self.max_score = max_score
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fms_dgt import ConfigError, DataPoint, GenerationTask
+from fms_dgt import DataPoint, GenerationTask
 from fms_dgt.registry import did_you_mean
 
 from .policy import Risk, RiskGroup, load_policy
@@ -139,9 +139,3 @@ class SafetyRefusalTask(GenerationTask):
 
     def _note_unknown_keys(self, raw: dict[str, Any], source: Any, keys: Any, what: str) -> None:
         super()._note_unknown_keys({k: v for k, v in raw.items() if k not in ALIASES}, source, keys, what)
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fms_dgt import ConfigError, DataPoint, GenerationTask
+from fms_dgt import DataPoint, GenerationTask
 
 # used when the task.yaml gives no criteria
 DEFAULT_CRITERIA = (
@@ -74,9 +74,3 @@ class SelfInstructTask(GenerationTask):
         self.criteria = [c.strip() for c in criteria] if criteria else list(DEFAULT_CRITERIA)
         self.num_instructions = num_instructions
         self.respond = respond
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)

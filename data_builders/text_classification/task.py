@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fms_dgt import ConfigError, DataPoint, TransformationTask
+from fms_dgt import DataPoint, TransformationTask
 from fms_dgt.registry import did_you_mean
 
 MAX_LABELS = 64
@@ -130,9 +130,3 @@ class TextClassificationTask(TransformationTask):
                     hint="describe the label, or leave it out",
                 )
         return {name: text.strip() for name, text in descriptions.items()}
-
-    def config_error(self, message: str, *keys: Any, hint: str | None = None) -> ConfigError:
-        """An error located at ``keys`` of the task.yaml."""
-        if self.yaml_doc is not None:
-            return self.yaml_doc.error(message, *keys, hint=hint)
-        return ConfigError(message, field=".".join(map(str, keys)), hint=hint)

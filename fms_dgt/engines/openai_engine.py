@@ -20,6 +20,7 @@ from fms_dgt.engines.admission import Admission
 from fms_dgt.engines.base import DEFAULT_MAX_CONCURRENCY, Engine
 from fms_dgt.engines.batch.options import BatchOptions
 from fms_dgt.engines.concurrency import InFlightLimit
+from fms_dgt.engines.pricing import Pricing
 from fms_dgt.engines.rate_limits import WINDOW_SECONDS, RateLimits
 from fms_dgt.engines.replicas import ReplicaSet
 from fms_dgt.engines.transports import CHAT_PATH, COMPLETIONS_PATH, TRANSPORTS, Transport, error_message
@@ -35,6 +36,7 @@ ADAPTIVE_CEILING = 256
 
 # requests in flight with the Batch API: each waits for a job, not for a server slot
 BATCH_IN_FLIGHT = 1_000_000
+BATCH_PRICE = 0.5  # the Batch API's share of the list price
 
 PerMinute = Annotated[float, Field(gt=0)]
 
@@ -172,6 +174,18 @@ class OpenAIEngine(Engine):
                 self.rpm, self.tpm, window=self.rate_window, reports_sent=self.transport_name == "fast"
             )
         return Admission(limit, rates)
+
+    @property
+    def pricing(self) -> Pricing | None:
+        """As for any engine; with the Batch API a listed price is halved (OpenAI bills batch
+        tokens at half price). A block's own ``pricing:`` is taken as given."""
+        listed = super().pricing
+        if self.batch is None or listed is None or self._pricing is not None:
+            return listed
+        return Pricing(
+            input_per_mtok=listed.input_per_mtok * BATCH_PRICE,
+            output_per_mtok=listed.output_per_mtok * BATCH_PRICE,
+        )
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

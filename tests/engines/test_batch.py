@@ -17,6 +17,7 @@ from fms_dgt.engines import Constraint, LMRequest, LMResult
 from fms_dgt.engines.batch.journal import BatchJournal, Group
 from fms_dgt.engines.batch.options import BatchOptions
 from fms_dgt.engines.openai_engine import OpenAIEngine
+from fms_dgt.engines.pricing import Pricing
 from fms_dgt.errors import ConfigError
 from tests.support.batch_server import BatchServer
 from tests.support.fault_server import canned_response
@@ -221,3 +222,15 @@ def test_batch_settings_are_checked() -> None:
     engine = OpenAIEngine("m", base_url="http://a/v1", batch=BatchOptions(completion_window="24h"))
     assert engine.transport_name == "batch" and engine.retry.timeout >= 24 * 3600
     assert not engine.adaptive_concurrency and engine.max_concurrency >= 100_000
+    # the Batch API bills half the list price; a block's own pricing is taken as given
+    listed = OpenAIEngine("gpt-4o-mini", base_url="http://a/v1").pricing
+    halved = OpenAIEngine("gpt-4o-mini", base_url="http://a/v1", transport="batch").pricing
+    assert listed is not None and halved is not None
+    assert (
+        halved.input_per_mtok == listed.input_per_mtok / 2
+        and halved.output_per_mtok == listed.output_per_mtok / 2
+    )
+    given = Pricing(input_per_mtok=1.0, output_per_mtok=2.0)
+    assert (
+        OpenAIEngine("gpt-4o-mini", base_url="http://a/v1", transport="batch", pricing=given).pricing == given
+    )

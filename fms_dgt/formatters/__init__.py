@@ -11,5 +11,6 @@ formatters.add(
     "formatters/native",
 )
 formatters.add("chat", "fms_dgt.formatters.templates:ChatMessagesFormatter", "openai_chat", "messages")
+formatters.add("preference", "fms_dgt.formatters.preference:PreferenceFormatter", "dpo")
 
 __all__ = ["Formatter"]

@@ -38,6 +38,7 @@ def test_every_builder_has_a_documented_task() -> None:
         "evol_quality",
         "rater",
         "text_classification",
+        "preference",
     }
 
 

@@ -300,3 +300,21 @@ def test_preference_relative_counts_wins_in_either_order(tmp_path: Path) -> None
         (1, 2),
     }
     assert any(j["a"] > j["b"] for j in judgements)  # some pairs shown in the other order
+
+
+def test_preference_failed_judge_request_is_recorded_not_a_record(tmp_path: Path) -> None:
+    def reply(body: dict[str, Any]) -> list[str]:
+        if not _is_judge(body):
+            return ["First answer.", "Second answer."][: body["n"]]
+        return [json.dumps({"feedback": "Fine.", "score": 4})]
+
+    run = run_fake(
+        task("pref/fail", "preference", [{"instruction": "Say something."}]),
+        tmp_path,
+        reply,
+        script=("ok", "400"),  # the responses arrive, the first judge request fails for good
+    )
+    assert run.outcome.status == "complete", run.outcome.message
+    assert not run.store("final_data") and not run.store("rejected")
+    [failed] = run.store("failed")
+    assert "400" in json.dumps(failed)

@@ -24,5 +24,6 @@ formatters.add(
 formatters.add(
     "safety_refusal", "fms_dgt.formatters.safety:SafetyRefusalFormatter", "formatters/safety/refusal"
 )
+formatters.add("preference", "fms_dgt.formatters.preference:PreferenceFormatter", "dpo")
 
 __all__ = ["Formatter"]

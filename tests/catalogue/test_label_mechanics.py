@@ -177,3 +177,144 @@ def test_classification_one_label_with_explanation(tmp_path: Path) -> None:
         "label 'neutral' is not one of the labels (positive, negative, mixed)",
         "unusable answer: no label",
     ]
+
+
+# ---- preference --------------------------------------------------------------------------------
+
+RESPONSE = re.compile(r"\nResponse: (.*)\n\nFirst give", re.S)
+PAIR = re.compile(r"Response A: (.*)\n\nResponse B: (.*)\n\nFirst give", re.S)
+
+
+def _is_judge(body: dict[str, Any]) -> bool:
+    return "response_format" in body
+
+
+def test_preference_absolute_scores_pick_chosen_and_rejected_and_ties_are_rejected(tmp_path: Path) -> None:
+    responses = {
+        "Name a fruit.": ["A chair.", "An apple.", "A pear.", "An apple."],  # a repeat is judged once
+        "Say hi.": ["Hi!", "Hello!", "Hey!", "Hi!"],
+        "Count to two.": ["1 2", "", "1 2", "1 2"],  # one distinct non-empty response
+        "Spell cat.": ["C-A-T", "K-A-T", "CAT", "cat"],
+    }
+    scores = {"A chair.": 1, "An apple.": 5, "A pear.": 4, "Hi!": 3, "Hello!": 3, "Hey!": 3, "CAT": "great"}
+
+    def reply(body: dict[str, Any]) -> list[str]:
+        if not _is_judge(body):
+            return responses[prompt_of(body)][: body["n"]]
+        response = RESPONSE.search(prompt_of(body)).group(1)  # type: ignore[union-attr]
+        score = scores.get(response, 2)
+        return [json.dumps({"feedback": f"About {response}", "score": score})]
+
+    rows = [{"instruction": i} for i in responses]
+    run = run_fake(task("pref/abs", "preference", rows, num_responses=4), tmp_path, reply)
+    assert run.outcome.status == "complete", run.outcome.message
+    answering = [b for b in run.bodies if not _is_judge(b)]
+    assert len(answering) == 4 and {b["n"] for b in answering} == {4}  # one request per row
+    assert {b["temperature"] for b in answering} == {0.9}  # the responder block samples
+    judging = [b for b in run.bodies if _is_judge(b)]
+    assert {b["temperature"] for b in judging} == {0.0}
+    assert judging[0]["response_format"]["json_schema"]["schema"]["properties"]["score"]["enum"] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert len(judging) == 3 + 3 + 4  # distinct responses only; none for the one-response row
+    [record] = run.store("final_data")
+    assert record["responses"] == ["A chair.", "An apple.", "A pear."] and record["scores"] == [1, 5, 4]
+    assert (record["chosen"], record["chosen_score"]) == ("An apple.", 5)
+    assert (record["rejected"], record["rejected_score"]) == ("A chair.", 1)
+    assert record["model_name"] == "fake" and record["judge_model"] == "fake"
+    judge = record["lineage"]["judge"]
+    assert judge["mode"] == "absolute" and judge["engine"] == "judge"
+    assert [j["feedback"] for j in judge["judgements"]] == [
+        "About A chair.",
+        "About An apple.",
+        "About A pear.",
+    ]
+    rejected = {r["record"]["raw"]["instruction"]: r for r in run.store("rejected")}
+    tie = rejected["Say hi."]
+    assert tie["reason"] == "tie: every response scored 3" and tie["block"] == "preference"
+    assert tie["record"]["raw"]["scores"] == [3, 3, 3]
+    assert rejected["Count to two."]["reason"].startswith("fewer than two distinct responses (1 of 4)")
+    unusable = rejected["Spell cat."]
+    assert (
+        unusable["reason"]
+        == 'unusable judge answer for response 3: score "great" is not one of 1, 2, 3, 4, 5'
+    )
+    assert json.loads(unusable["record"]["raw"]["output"])["score"] == "great"  # the raw text kept
+    assert unusable["record"]["raw"]["responses"] == ["C-A-T", "K-A-T", "CAT", "cat"]
+
+
+def test_preference_on_tie_first_keeps_the_first_two_and_unparseable_judge_text_is_kept(
+    tmp_path: Path,
+) -> None:
+    def reply(body: dict[str, Any]) -> list[str]:
+        if not _is_judge(body):
+            return [f"{prompt_of(body)} answer {i}" for i in range(body["n"])]
+        if "Broken" in prompt_of(body):
+            return ["Score: 4 out of 5"]
+        return [json.dumps({"feedback": "Fine.", "score": 3})]
+
+    rows = [{"instruction": "Tie"}, {"instruction": "Broken"}]
+    run = run_fake(task("pref/first", "preference", rows, on_tie="first"), tmp_path, reply)
+    assert run.outcome.status == "complete", run.outcome.message
+    [record] = run.store("final_data")
+    assert (record["chosen"], record["rejected"]) == ("Tie answer 0", "Tie answer 1")
+    assert record["scores"] == [3, 3] and record["lineage"]["tie"] is True
+    [rejected] = run.store("rejected")
+    assert rejected["reason"].startswith("unusable judge answer for response 1: not JSON")
+    assert rejected["record"]["raw"]["output"] == "Score: 4 out of 5"
+
+
+def test_preference_relative_counts_wins_in_either_order(tmp_path: Path) -> None:
+    quality = {"good": 3, "fair": 2, "poor": 1}
+
+    def reply(body: dict[str, Any]) -> list[str]:
+        if not _is_judge(body):
+            return ["poor", "good", "fair"][: body["n"]]
+        a, b = PAIR.search(prompt_of(body)).groups()  # type: ignore[union-attr]
+        better = "A" if quality[a] > quality[b] else "B"
+        return [json.dumps({"feedback": f"{a} vs {b}", "better": better})]
+
+    t = task(
+        "pref/rel",
+        "preference",
+        [{"instruction": "Rate me."}],
+        num_responses=3,
+        judge_mode="relative",
+        rubric="Which one is good?",
+    )
+    run = run_fake(t, tmp_path, reply, seed=11)
+    assert run.outcome.status == "complete", run.outcome.message
+    judging = [b for b in run.bodies if _is_judge(b)]
+    assert len(judging) == 3 and all("Which one is good?" in prompt_of(b) for b in judging)  # 3 pairs
+    [record] = run.store("final_data")
+    assert record["responses"] == ["poor", "good", "fair"] and record["scores"] == [0, 2, 1]
+    assert (record["chosen"], record["rejected"]) == ("good", "poor")
+    judgements = record["lineage"]["judge"]["judgements"]
+    assert {(j["a"], j["b"]) for j in judgements} | {(j["b"], j["a"]) for j in judgements} >= {
+        (0, 1),
+        (0, 2),
+        (1, 2),
+    }
+    assert any(j["a"] > j["b"] for j in judgements)  # some pairs shown in the other order
+
+
+def test_preference_failed_judge_request_is_recorded_not_a_record(tmp_path: Path) -> None:
+    def reply(body: dict[str, Any]) -> list[str]:
+        if not _is_judge(body):
+            return ["First answer.", "Second answer."][: body["n"]]
+        return [json.dumps({"feedback": "Fine.", "score": 4})]
+
+    run = run_fake(
+        task("pref/fail", "preference", [{"instruction": "Say something."}]),
+        tmp_path,
+        reply,
+        script=("ok", "400"),  # the responses arrive, the first judge request fails for good
+    )
+    assert run.outcome.status == "complete", run.outcome.message
+    assert not run.store("final_data") and not run.store("rejected")
+    [failed] = run.store("failed")
+    assert "400" in json.dumps(failed)

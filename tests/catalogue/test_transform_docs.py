@@ -44,6 +44,7 @@ def test_every_builder_has_a_documented_task() -> None:
         "magpie_tag",
         "rater",
         "text_classification",
+        "preference",
     }
 
 

@@ -74,6 +74,24 @@ def test_jinja_and_chat_formatters() -> None:
         formatters.get("jinja")(fields={"x": "{{ unclosed"})
 
 
+def test_preference_formatter_plain_and_chat() -> None:
+    record = {"instruction": "Name a fruit.", "chosen": "An apple.", "rejected": "A chair.", "scores": [5, 1]}
+    plain = formatters.get("preference")()
+    assert plain.format(record) == {"prompt": "Name a fruit.", "chosen": "An apple.", "rejected": "A chair."}
+    assert plain.fields_read() == {"prompt": {"instruction"}, "chosen": {"chosen"}, "rejected": {"rejected"}}
+    chat = formatters.get("dpo")(chat=True, system="Be brief.", prompt="Q: {{ instruction }}")
+    assert chat.format(record) == {
+        "prompt": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Q: Name a fruit."},
+        ],
+        "chosen": [{"role": "assistant", "content": "An apple."}],
+        "rejected": [{"role": "assistant", "content": "A chair."}],
+    }
+    with pytest.raises(ValueError, match="system needs chat: true"):
+        formatters.get("preference")(system="Be brief.")
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_formatted_data_written_when_asked(tmp_path: Path, fmt: str) -> None:
     write_task(

@@ -23,7 +23,7 @@ verdict's contract) and ``PROMPTS`` (its folder of Jinja ``.j2`` templates), and
 
 The request is constrained to ``schema(row)`` (``OUTPUT``'s JSON schema; a builder may
 narrow it to the row, e.g. pin a list's length to the number of items judged), but the
-answer is checked here, not by the engine (``Constraint(check=False)``): one that is not
+answer comes back even when it breaks it (``keep_invalid``) and is judged here: one that is not
 JSON, does not fit ``OUTPUT`` (a score out of range, a label outside the set) or that
 ``parse`` refuses (a count that does not match the row) becomes a ``Rejection`` with the
 reason, the row's fields and the raw answer, kept in ``rejected``, without another request.
@@ -179,7 +179,8 @@ class Judge(PromptTransformer):
             return [self.rejection(reason, row, None)]
         request = LMRequest(
             messages=as_messages(self.prompt(row), self.SYSTEM),
-            constraint=Constraint(json_schema=self.schema(row), check=False),
+            constraint=Constraint(json_schema=self.schema(row)),
+            keep_invalid=True,
             metadata={"chunk": chunk, "input_id": row.id},
         )
         result = await self.engine.agenerate(request)

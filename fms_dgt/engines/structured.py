@@ -60,23 +60,10 @@ def _parse_json(text: str) -> Any:
         return json.loads(text)
 
 
-def _json_or_none(text: str) -> Any:
-    try:
-        return _parse_json(text)
-    except ValueError:  # JSONDecodeError is a ValueError
-        return None
-
-
 def check_structured(constraint: Constraint | None, result: LMResult) -> str | None:
     """Parse and validate constrained output; returns a problem description or None.
-    JSON-schema results get ``result.parsed`` (one object per text). An unchecked
-    constraint (``check=False``) is no problem: its texts' JSON values, or None for a text
-    that is not JSON, go to ``result.parsed`` for the caller to judge."""
+    JSON-schema results get ``result.parsed`` (one object per text)."""
     if constraint is None:
-        return None
-    if not constraint.check:
-        if constraint.json_schema is not None:
-            result.parsed = [_json_or_none(text) for text in result.texts]
         return None
     if constraint.choices is not None:
         bad = [t for t in result.texts if t.strip() not in constraint.choices]

@@ -53,17 +53,12 @@ else:
 class Constraint:
     """Restrict what the model may emit. Exactly one of the three fields is set.
 
-    ``check`` False: the model is constrained all the same, but the engine does not check
-    the answer against the constraint (no parse retries, never a failed request for it):
-    ``LMResult.parsed`` holds each text's JSON value, or None for a text that is not JSON,
-    and the caller decides (a judge builder keeps an answer it cannot use as a rejection,
-    with the raw text). An answer cut at ``max_tokens`` is then one rejection, not three
-    requests."""
+    The engine checks every answer against it and resends one that breaks it, unless the
+    request says ``keep_invalid`` (see ``LMRequest``)."""
 
     json_schema: dict[str, Any] | None = None
     regex: str | None = None
     choices: list[str] | None = None
-    check: bool = True
 
     def __post_init__(self) -> None:
         given = [x for x in (self.json_schema, self.regex, self.choices) if x is not None]
@@ -76,10 +71,7 @@ class Constraint:
         return cls(json_schema=model.model_json_schema())  # type: ignore[attr-defined]
 
     def to_dict(self) -> dict[str, Any]:
-        # ``check`` only when False: the cache keys of checked requests stay as they were
-        return {
-            k: v for k, v in dataclasses.asdict(self).items() if v is not None and (k != "check" or not v)
-        }
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclass

@@ -197,24 +197,11 @@ def test_invalid_structured_output_is_retried_then_recorded(fault_server):
     assert result.attempts == 3 and engine.stats.retries == 2  # every request sent is counted
 
 
-def test_an_unchecked_constraint_is_sent_but_its_answer_is_not_retried(fault_server):
+def test_keep_invalid_gives_an_invalid_answer_back_at_once(fault_server):
     bodies: list[dict[str, Any]] = []
 
     def responder(path: str, body: dict[str, Any]) -> dict[str, Any]:
         bodies.append(body)
-        return {"choices": [{"index": 0, "message": {"content": '{"name": 1'}, "finish_reason": "length"}]}
-
-    srv = fault_server(responder=responder)
-    engine = OpenAIEngine("fake", base_url=srv.url, max_parse_retries=2)
-    constraint = Constraint(json_schema=PERSON, check=False)
-    (result,) = run(engine, LMRequest(messages=CHAT, constraint=constraint))
-    assert result.ok and result.texts == ['{"name": 1'] and result.parsed == [None]
-    assert srv.counts["requests"] == 1 and engine.stats.retries == 0
-    assert bodies[0]["response_format"]["json_schema"]["schema"] == PERSON  # the model is still constrained
-
-
-def test_keep_invalid_gives_an_invalid_answer_back_at_once(fault_server):
-    def responder(path: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"choices": [{"index": 0, "message": {"content": "no JSON here"}, "finish_reason": "stop"}]}
 
     srv = fault_server(responder=responder)
@@ -224,6 +211,7 @@ def test_keep_invalid_gives_an_invalid_answer_back_at_once(fault_server):
     assert result.ok and result.texts == ["no JSON here"] and result.parsed is None
     assert (result.invalid or "").startswith("not JSON") and result.attempts == 1
     assert srv.counts["requests"] == 1 and engine.stats.failed == 0 and engine.stats.retries == 0
+    assert bodies[0]["response_format"]["json_schema"]["schema"] == PERSON  # still constrained
     plain = LMRequest(messages=CHAT, constraint=Constraint(json_schema=PERSON))
     assert request.cache_key("openai", "fake") != plain.cache_key("openai", "fake")
 

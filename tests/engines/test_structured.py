@@ -69,14 +69,6 @@ def test_constraint_from_a_pydantic_model() -> None:
     assert "schema violation" in (check_structured(c, LMResult(texts=['{"question": "Why"}'])) or "")
 
 
-def test_an_unchecked_constraint_leaves_the_answer_to_the_caller() -> None:
-    c = Constraint(json_schema=SCHEMA, check=False)
-    result = LMResult(texts=['{"question": "Why"}', '{"question": ', "[1, 2]"])
-    assert check_structured(c, result) is None  # no problem: nothing to retry
-    assert result.parsed == [{"question": "Why"}, None, [1, 2]]  # JSON values, None if not JSON
-    assert check_structured(Constraint(regex=r"\d+", check=False), LMResult(texts=["x"])) is None
-
-
-def test_only_an_unchecked_constraint_names_check_in_its_cache_key() -> None:
+def test_a_constraint_names_only_the_field_it_sets_in_its_cache_key() -> None:
     assert Constraint(json_schema=SCHEMA).to_dict() == {"json_schema": SCHEMA}
-    assert Constraint(json_schema=SCHEMA, check=False).to_dict() == {"json_schema": SCHEMA, "check": False}
+    assert Constraint(choices=["a", "b"]).to_dict() == {"choices": ["a", "b"]}

@@ -21,8 +21,9 @@ from pydantic import BaseModel, Field
 
 from fms_dgt import PromptTransformer, Rejection, register_data_builder
 from fms_dgt.builders.declarative import source_hash
+from fms_dgt.metrics.rewrites import trigrams
 
-from .checks import trigrams, unusable
+from .checks import unusable
 from .task import OPERATORS, EvolComplexityTask, Instruction
 
 _PROMPTS = Path(__file__).parent / "prompts"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fms_dgt import DataPoint, TransformationTask
-from fms_dgt.registry import did_you_mean
+from fms_dgt.builders.weighted import draws, named_weights
 
 # operator name -> what it does (its prompt is prompts/<name>.j2)
 OPERATORS = {
@@ -70,40 +70,11 @@ class EvolComplexityTask(TransformationTask):
             )
         self.attempts = attempts
         self.min_overlap = min_overlap
-        self.operator_weights = self._operators(operators)
-
-    def _operators(self, given: list[str] | dict[str, float] | None) -> dict[str, float]:
-        if given is None:
-            return dict.fromkeys(OPERATORS, 1.0)
-        if not given:
-            raise self.config_error(
-                "operators is empty", "operators", hint=f"name at least one of: {', '.join(OPERATORS)}"
-            )
-        weights = dict.fromkeys(given, 1.0) if isinstance(given, list) else dict(given)
-        for i, name in enumerate(given):
-            key = i if isinstance(given, list) else name
-            if name not in OPERATORS:
-                raise self.config_error(
-                    f"unknown operator '{name}'",
-                    "operators",
-                    key,
-                    hint=did_you_mean(name, list(OPERATORS)) or f"operators: {', '.join(OPERATORS)}",
-                )
-            if isinstance(given, list) and given.index(name) != i:
-                raise self.config_error(f"operator '{name}' is listed twice", "operators", key)
-            if weights[name] < 0:
-                raise self.config_error(f"operator '{name}' has a negative weight", "operators", key)
-        if not any(w > 0 for w in weights.values()):
-            raise self.config_error("every operator weight is zero: none could be drawn", "operators")
-        return weights
+        self.operator_weights = named_weights(self, operators, OPERATORS, "operators", "operator")
 
     def operators_for(self, row: DataPoint) -> list[str]:
         """The operators row ``row``'s tries use, in order: weighted draws, each unlike the
         ones before while any is left, the same for the same seed and row."""
-        rng = random.Random(f"{self.runner_config.seed}:{row.id}")
-        tried: list[str] = []
-        for _ in range(self.attempts):
-            left = {n: w for n, w in self.operator_weights.items() if w > 0 and n not in tried}
-            pool = left or {n: w for n, w in self.operator_weights.items() if w > 0}
-            tried.append(rng.choices(list(pool), weights=list(pool.values()))[0])
-        return tried
+        return draws(
+            self.operator_weights, random.Random(f"{self.runner_config.seed}:{row.id}"), self.attempts
+        )

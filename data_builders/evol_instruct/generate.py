@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pydantic import BaseModel, Field
 from fms_dgt import PromptBuilder, Rejection, register_data_builder
 from fms_dgt.builders.declarative import source_hash
 from fms_dgt.builders.responding import Responder
+from fms_dgt.metrics.rewrites import echoes, loops, trigrams
 from fms_dgt.metrics.text import normalize_answer, tokenize
 
 from .task import OPERATORS, EvolInstructTask, EvolvedInstruction, SeedInstruction
@@ -83,21 +83,9 @@ class Chain:
         self.history.append({"generation": generation, "operator": operator, "instruction": instruction})
 
 
-def trigrams(text: str) -> set[tuple[str, ...]]:
-    words = tokenize(text)
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
-
-
 def bigrams(text: str) -> set[tuple[str, ...]]:
     words = tokenize(text)
     return set(zip(words, words[1:]))
-
-
-def repeats_itself(text: str) -> bool:
-    """Whether a word trigram occurs three times or more (a model looping)."""
-    words = tokenize(text)
-    counts = Counter(tuple(words[i : i + 3]) for i in range(len(words) - 2))
-    return bool(counts) and max(counts.values()) >= 3
 
 
 def unusable(text: str, parent: str | None, frame: set[tuple[str, ...]], given: str = "") -> str | None:
@@ -108,14 +96,12 @@ def unusable(text: str, parent: str | None, frame: set[tuple[str, ...]], given: 
         return "empty instruction"
     if parent is not None and normalize_answer(text) == normalize_answer(parent):
         return "identical to its parent"
-    grams = trigrams(text)
-    copied = frame - trigrams(given)
-    if grams and sum(g in copied for g in grams) >= 0.5 * len(grams):
+    if echoes(text, frame - trigrams(given)):
         return "the model echoed the prompt instead of writing an instruction"
     talk = sorted((bigrams(text) & _META) - bigrams(given))
     if talk:
         return f"talks about the rewriting ('{' '.join(talk[0])}') instead of being an instruction"
-    if repeats_itself(text):
+    if loops(text) >= 3:
         return "repeats itself"
     return None
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from fms_dgt import DataPoint, GenerationTask
 from fms_dgt.builders.samplers import CategorySampler, SubcategorySampler
-from fms_dgt.registry import did_you_mean
+from fms_dgt.builders.weighted import draw_new, named_weights
 
 # operator name -> what it does (its prompt is prompts/<name>.j2)
 OPERATORS = {
@@ -85,35 +85,10 @@ class EvolInstructTask(GenerationTask):
         self.step_attempts = step_attempts
         self.keep_intermediate = keep_intermediate
         self.respond = respond
-        self.operator_weights = self._operators(operators)
+        self.operator_weights = named_weights(self, operators, OPERATORS, "operators", "operator")
         self.topics = self._topics(topics)
 
     # ---- checking the keys ----------------------------------------------------------------
-    def _operators(self, given: list[str] | dict[str, float] | None) -> dict[str, float]:
-        if given is None:
-            return dict.fromkeys(OPERATORS, 1.0)
-        if not given:
-            raise self.config_error(
-                "operators is empty", "operators", hint=f"name at least one of: {', '.join(OPERATORS)}"
-            )
-        weights = dict.fromkeys(given, 1.0) if isinstance(given, list) else dict(given)
-        for i, name in enumerate(given):
-            key = i if isinstance(given, list) else name
-            if name not in OPERATORS:
-                raise self.config_error(
-                    f"unknown operator '{name}'",
-                    "operators",
-                    key,
-                    hint=did_you_mean(name, list(OPERATORS)) or f"operators: {', '.join(OPERATORS)}",
-                )
-            if isinstance(given, list) and given.index(name) != i:
-                raise self.config_error(f"operator '{name}' is listed twice", "operators", key)
-            if weights[name] < 0:
-                raise self.config_error(f"operator '{name}' has a negative weight", "operators", key)
-        if not any(w > 0 for w in weights.values()):
-            raise self.config_error("every operator weight is zero: none could be drawn", "operators")
-        return weights
-
     def _topics(self, topics: list[str] | None) -> list[str] | None:
         sampler = self.samplers.specs.get("topic") if self.samplers else None
         if topics is not None and sampler is not None:
@@ -160,6 +135,4 @@ class EvolInstructTask(GenerationTask):
 
     def pick_operator(self, rng: random.Random, tried: list[str]) -> str:
         """A weighted draw, preferring operators not tried yet for this step."""
-        left = {n: w for n, w in self.operator_weights.items() if w > 0 and n not in tried}
-        pool = left or {n: w for n, w in self.operator_weights.items() if w > 0}
-        return rng.choices(list(pool), weights=list(pool.values()))[0]
+        return draw_new(self.operator_weights, rng, tried)

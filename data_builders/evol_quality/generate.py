@@ -22,8 +22,9 @@ from pydantic import BaseModel, Field
 
 from fms_dgt import PromptTransformer, Rejection, register_data_builder
 from fms_dgt.builders.declarative import source_hash
+from fms_dgt.metrics.rewrites import trigrams
 
-from .faithfulness import trigrams, unfaithful, unusable
+from .faithfulness import unfaithful, unusable
 from .task import ASPECTS, Answered, EvolQualityTask
 
 _PROMPTS = Path(__file__).parent / "prompts"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fms_dgt import DataPoint, TransformationTask
-from fms_dgt.registry import did_you_mean
+from fms_dgt.builders.weighted import draws, named_weights
 
 # aspect name -> what the rewrite improves (its prompt is prompts/<name>.j2)
 ASPECTS = {
@@ -75,40 +75,9 @@ class EvolQualityTask(TransformationTask):
             )
         self.attempts = attempts
         self.min_overlap = min_overlap
-        self.aspect_weights = self._aspects(aspects)
-
-    def _aspects(self, given: list[str] | dict[str, float] | None) -> dict[str, float]:
-        if given is None:
-            return dict.fromkeys(ASPECTS, 1.0)
-        if not given:
-            raise self.config_error(
-                "aspects is empty", "aspects", hint=f"name at least one of: {', '.join(ASPECTS)}"
-            )
-        weights = dict.fromkeys(given, 1.0) if isinstance(given, list) else dict(given)
-        for i, name in enumerate(given):
-            key = i if isinstance(given, list) else name
-            if name not in ASPECTS:
-                raise self.config_error(
-                    f"unknown aspect '{name}'",
-                    "aspects",
-                    key,
-                    hint=did_you_mean(name, list(ASPECTS)) or f"aspects: {', '.join(ASPECTS)}",
-                )
-            if isinstance(given, list) and given.index(name) != i:
-                raise self.config_error(f"aspect '{name}' is listed twice", "aspects", key)
-            if weights[name] < 0:
-                raise self.config_error(f"aspect '{name}' has a negative weight", "aspects", key)
-        if not any(w > 0 for w in weights.values()):
-            raise self.config_error("every aspect weight is zero: none could be drawn", "aspects")
-        return weights
+        self.aspect_weights = named_weights(self, aspects, ASPECTS, "aspects", "aspect")
 
     def aspects_for(self, row: DataPoint) -> list[str]:
         """The aspects row ``row``'s tries use, in order: weighted draws, each unlike the
         ones before while any is left, the same for the same seed and row."""
-        rng = random.Random(f"{self.runner_config.seed}:{row.id}")
-        tried: list[str] = []
-        for _ in range(self.attempts):
-            left = {n: w for n, w in self.aspect_weights.items() if w > 0 and n not in tried}
-            pool = left or {n: w for n, w in self.aspect_weights.items() if w > 0}
-            tried.append(rng.choices(list(pool), weights=list(pool.values()))[0])
-        return tried
+        return draws(self.aspect_weights, random.Random(f"{self.runner_config.seed}:{row.id}"), self.attempts)

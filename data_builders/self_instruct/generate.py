@@ -14,7 +14,6 @@ instruction/response pairs.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from fms_dgt import PromptBuilder, Rejection, register_data_builder
 from fms_dgt.builders.declarative import source_hash
 from fms_dgt.builders.responding import Responder
 from fms_dgt.engines.types import Constraint, LMResult
-from fms_dgt.metrics.text import tokenize
+from fms_dgt.metrics.rewrites import echoes, loops, trigrams
 
 from .task import Instruction, SelfInstructTask
 
@@ -45,31 +44,13 @@ def clean(text: str) -> str:
     return _MARKER.sub("", text.strip()).strip().strip("\"'").strip()
 
 
-def trigrams(text: str) -> set[tuple[str, ...]]:
-    words = tokenize(text)
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
-
-
-def echoes(text: str, frame: set[tuple[str, ...]]) -> bool:
-    """Whether most of ``text``'s word trigrams come from ``frame`` (the prompt's own words)."""
-    grams = trigrams(text)
-    return bool(grams) and sum(g in frame for g in grams) >= 0.5 * len(grams)
-
-
-def repeats_itself(text: str) -> bool:
-    """Whether a word trigram occurs three times or more (a model looping)."""
-    words = tokenize(text)
-    counts = Counter(tuple(words[i : i + 3]) for i in range(len(words) - 2))
-    return bool(counts) and max(counts.values()) >= 3
-
-
 def problem(text: str, frame: set[tuple[str, ...]]) -> str | None:
     """Why a new instruction cannot be used (None if it can)."""
     if not any(ch.isalpha() for ch in text):
         return "empty instruction"
     if echoes(text, frame):
         return "the instruction copies the prompt's own text"
-    if repeats_itself(text):
+    if loops(text) >= 3:
         return "repeats itself"
     return None
 

@@ -211,7 +211,7 @@ def test_evol_complexity_rejects_each_unusable_rewrite_with_its_reason(tmp_path:
     assert record["model_name"] == "fake" and record["lineage"]["attempts"] == 1
     reasons = {r["record"]["raw"]["instruction"].split()[0]: r["reason"] for r in run.store("rejected")}
     assert reasons == {
-        "Bravo": "identical to the original",
+        "Bravo": "identical to the original instruction",
         "Charlie": "the model echoed the prompt instead of rewriting the instruction",
         "Delta": "talks about the rewriting ('harder instruction') instead of being an instruction",
         "Echo": "repeats itself",
@@ -236,7 +236,7 @@ def test_evol_complexity_retries_with_another_operator(tmp_path: Path) -> None:
     run = run_fake(t, tmp_path, reply)
     [record] = run.store("final_data")
     [rejected] = run.store("rejected")
-    assert rejected["reason"] == "identical to the original"
+    assert rejected["reason"] == "identical to the original instruction"
     assert {rejected["record"]["raw"]["operator"], record["operator"]} == {"deepen", "concretize"}
     assert seen[0] != seen[1]  # the second try used the other operator's prompt
     assert record["lineage"]["attempts"] == 2 and record["lineage"]["tokens"]["completion"] == 14

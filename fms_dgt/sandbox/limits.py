@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,8 +60,10 @@ class Limits:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
+            close = [m for u in unknown for m in difflib.get_close_matches(u, known, n=1)]
+            guess = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
             raise ValueError(
-                f"unknown sandbox key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown sandbox key(s) {', '.join(unknown)}{guess}; known: {', '.join(sorted(known))}"
             )
         return cls(**config)
 

@@ -10,6 +10,14 @@ from typing import Any, Literal
 Status = Literal["ok", "timeout", "killed", "memory", "error"]
 
 
+class LimitError(ValueError):
+    """A wrong sandbox setting; ``key`` names it, so a config error can point at its line."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-run limits. Every field is a config key of blocks and builders that run code
@@ -44,13 +52,14 @@ class Limits:
         for name in ("cpu_seconds", "memory_mb", "max_processes", "max_file_mb", "output_chars"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"sandbox {name} must be a positive integer, got {value!r}")
+                raise LimitError(f"sandbox {name} must be a positive integer, got {value!r}", name)
         wall = self.wall_seconds
         if isinstance(wall, bool) or not isinstance(wall, (int, float)) or wall <= 0:
-            raise ValueError(f"sandbox wall_seconds must be a positive number, got {wall!r}")
+            raise LimitError(f"sandbox wall_seconds must be a positive number, got {wall!r}", "wall_seconds")
         if self.memory_mb < 64:
-            raise ValueError(
-                f"sandbox memory_mb must be at least 64 (Python needs ~30 MB), got {self.memory_mb}"
+            raise LimitError(
+                f"sandbox memory_mb must be at least 64 (Python needs ~30 MB), got {self.memory_mb}",
+                "memory_mb",
             )
 
     @classmethod
@@ -62,8 +71,9 @@ class Limits:
         if unknown:
             close = [m for u in unknown for m in difflib.get_close_matches(u, known, n=1)]
             guess = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-            raise ValueError(
-                f"unknown sandbox key(s) {', '.join(unknown)}{guess}; known: {', '.join(sorted(known))}"
+            raise LimitError(
+                f"unknown sandbox key(s) {', '.join(unknown)}{guess}; known: {', '.join(sorted(known))}",
+                unknown[0],
             )
         return cls(**config)
 

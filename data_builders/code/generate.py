@@ -44,9 +44,11 @@ TEMPLATE_HASH = source_hash((_PROMPTS / "generate.j2").read_text())
 class Exercise(BaseModel):
     """What the engine answers (the structured-output constraint)."""
 
-    problem: str = Field(min_length=10, max_length=1000)
-    solution: str = Field(min_length=10, max_length=2500)
-    tests: str = Field(min_length=6, max_length=2500)
+    # bounded so that one answer fits the engine block's max_tokens (a cut-off JSON answer
+    # is retried by the engine, costing a whole request)
+    problem: str = Field(min_length=10, max_length=400)
+    solution: str = Field(min_length=10, max_length=700)
+    tests: str = Field(min_length=6, max_length=500)
 
 
 def count_asserts(tests: str) -> int:

@@ -109,7 +109,8 @@ class Sandbox:
         start = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-I",
+            "-I",  # isolated: no PYTHON* variables, no user site-packages, not the cwd on sys.path
+            "-u",  # unbuffered: what a job printed before it was killed is still seen
             str(CHILD),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

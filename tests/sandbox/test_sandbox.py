@@ -231,3 +231,8 @@ def test_limits_are_checked() -> None:
         Limits.from_config({"cpu_second": 1})
     assert Limits.from_config({"cpu_seconds": 3}).cpu_seconds == 3
     assert sys.executable  # the child runs on the same interpreter
+
+
+def test_output_printed_before_a_kill_is_kept() -> None:
+    result = run("print('started', flush=False)\nwhile True:\n    pass")
+    assert result.status == "timeout" and result.stdout == "started\n"

@@ -28,9 +28,11 @@ KINDS = {
 }
 
 
+@pytest.mark.timeout(1200)  # each answer is ~400 tokens; on 2 busy cores a call can take a minute
 def test_exercises_are_kept_only_when_their_tests_pass(run_example: RunExample) -> None:
-    # few calls: the model may not manage a passing exercise, which ends the task as stalled
-    rt, outcome = run_example(TASK, target=1, max_concurrent_calls=4, max_stalled_attempts=1)
+    # two calls at a time, one window without a passing exercise ends the task (as stalled):
+    # the 135M model rarely writes one, and the point here is what happens to what it writes
+    rt, outcome = run_example(TASK, target=1, max_concurrent_calls=2, max_stalled_attempts=1)
     assert outcome.status in ("complete", "stalled"), outcome.message
     task_dir = rt.output_dir / "examples/code"
     kept = read_jsonl(task_dir / "data.jsonl") if (task_dir / "data.jsonl").exists() else []

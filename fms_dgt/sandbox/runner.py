@@ -115,7 +115,9 @@ class Sandbox:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={},
+            # nothing inherited (no secret in an environment variable reaches the job); temp
+            # files and a home directory point into the job's own folder
+            env={"HOME": job["folder"], "TMPDIR": job["folder"]},
             cwd=job["folder"],
             start_new_session=True,
         )

@@ -94,7 +94,10 @@ def test_read_only_mounts_hold_without_the_hook(tmp_path: Path) -> None:
 
 
 def test_the_folder_is_writable_private_and_removed() -> None:
-    code = "import os\nopen('a.txt', 'w').write('hello')\nprint(open('a.txt').read(), os.getcwd())"
+    code = (
+        "import os, tempfile\nopen('a.txt', 'w').write('hello')\ntempfile.mkstemp()\n"
+        "print(open('a.txt').read(), os.getcwd())"
+    )
     result = run(code)
     assert result.status == "ok", result.stderr
     text, folder = result.stdout.split()
@@ -107,6 +110,8 @@ def test_environment_secrets_are_not_inherited(monkeypatch: pytest.MonkeyPatch) 
     result = run("import os\nprint(os.environ.get('SECRET'))\nprint(sorted(os.environ))")
     assert result.status == "ok"
     assert "hunter2" not in result.stdout and result.stdout.startswith("None\n")
+    names = set(result.stdout.splitlines()[1].strip("[]").replace("'", "").split(", "))
+    assert names <= {"HOME", "TMPDIR", "LC_CTYPE"}  # LC_CTYPE: Python's own C-locale coercion
 
 
 def test_fork_bomb_is_stopped() -> None:

@@ -10,6 +10,8 @@ BUILTIN_BLOCKS: dict[str, str] = {
     "length": "fms_dgt.blocks.validators:LengthBounds",
     "regex": "fms_dgt.blocks.validators:RegexFilter",
     "json_schema": "fms_dgt.blocks.validators:JsonSchemaFilter",
+    "python_syntax": "fms_dgt.blocks.code:PythonSyntax",
+    "python_tests": "fms_dgt.blocks.code:PythonTests",
     "answer_in_context": "fms_dgt.blocks.validators:AnswerInContext",
     "answer_supported": "fms_dgt.blocks.grounding:AnswerSupported",
     "exact_dedup": "fms_dgt.blocks.dedup.exact:ExactDedup",

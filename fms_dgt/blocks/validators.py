@@ -9,6 +9,7 @@ from typing import Any
 
 from fms_dgt.blocks.base import FilterBlock
 from fms_dgt.datapoint import get_field
+from fms_dgt.errors import ConfigError
 
 
 class RequiredFields(FilterBlock):
@@ -93,6 +94,9 @@ class RegexFilter(FilterBlock):
         return None
 
 
+_JSON_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
+
+
 class JsonSchemaFilter(FilterBlock):
     """Parse a field as JSON (or take it as already-parsed) and validate it against a schema.
 
@@ -115,7 +119,21 @@ class JsonSchemaFilter(FilterBlock):
         if schema is not None:
             import jsonschema
 
-            jsonschema.Draft202012Validator.check_schema(schema)
+            if not isinstance(schema, dict):
+                raise ConfigError(
+                    f"schema must be a mapping (a JSON schema), got {type(schema).__name__}", field="schema"
+                )
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                path = list(exc.absolute_path)
+                where = "/".join(str(p) for p in path) or "(root)"
+                hint = "see https://json-schema.org/understanding-json-schema (draft 2020-12)"
+                if path and path[-1] == "type":
+                    hint = f"a type is one of: {', '.join(_JSON_TYPES)}"
+                raise ConfigError(
+                    f"schema is not a valid JSON schema: at {where}: {exc.message}", field="schema", hint=hint
+                ) from None
             self._validator = jsonschema.Draft202012Validator(schema)
 
     def check(self, record: Any) -> str | None:

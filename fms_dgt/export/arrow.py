@@ -22,9 +22,8 @@ def records_table(records: Sequence[dict[str, Any]]) -> Any:
     import pyarrow as pa
 
     order: dict[str, None] = {}
-    for record in records:
-        if len(record) != len(order) or any(k not in order for k in record):
-            order.update(dict.fromkeys(record))
+    for shape in dict.fromkeys(map(tuple, records)):  # the distinct key sequences, in order
+        order.update(dict.fromkeys(shape))
     arrays = {}
     json_cols = []
     for key in order:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from fms_dgt.report import is_task_dir, read_store, store_format, task_name_of, 
 DATA_DIR, FINETUNE_DIR = "data", "finetune"
 CARD, TRAINING_CONFIG = "README.md", "training_config.json"
 MARKER = "<!-- written by python -m fms_dgt.export -->"
+REPORT_MAX_RECORDS = 10_000  # diversity figures of bigger tasks are over a sample
 
 
 class ExportError(ValueError):
@@ -141,6 +143,30 @@ def formatter_training_task(card: dict[str, Any]) -> str | None:
     return task if isinstance(task, str) else None
 
 
+def _report(task_dir: Path, name: str, sample: int, final: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's figures for the card. Diversity over every record costs seconds per
+    100k records, so a bigger task is reported over an evenly spaced sample of
+    ``REPORT_MAX_RECORDS`` final records (a folder holding that sample and links to the
+    other stores); counts are the full ones."""
+    final_count = len(final)
+    if final_count <= REPORT_MAX_RECORDS:
+        return task_report(task_dir, sample=sample, name=name)
+    step = final_count / REPORT_MAX_RECORDS
+    with tempfile.TemporaryDirectory() as tmp:
+        view = Path(tmp) / task_dir.name
+        view.mkdir()
+        for child in task_dir.iterdir():
+            if not child.name.startswith((FINAL, FORMATTED, ".")):
+                (view / child.name).symlink_to(child.resolve(), target_is_directory=child.is_dir())
+        with open(view / f"{FINAL}.jsonl", "w", encoding="utf-8") as fh:
+            for i in range(REPORT_MAX_RECORDS):
+                fh.write(json.dumps(final[int(i * step)], ensure_ascii=False, default=str) + "\n")
+        report = task_report(view, sample=sample, name=name)
+    report["final"] = final_count
+    report["diversity"]["source"] = f"an even sample of {REPORT_MAX_RECORDS:,} final_data records"
+    return report
+
+
 def export_task(
     task_dir: Path,
     out_dir: Path,
@@ -148,7 +174,7 @@ def export_task(
     license: str = "other",
     shard_rows: int = 100_000,
     tokenizer: str | None = None,
-    report_sample: int = 300,
+    report_sample: int = 100,
 ) -> ExportResult:
     """Write the dataset folder for ``task_dir`` into ``out_dir`` (see the module docstring)."""
     from fms_dgt.export.card import dataset_card
@@ -178,7 +204,7 @@ def export_task(
             (out_dir / TRAINING_CONFIG).write_text(
                 json.dumps(result.training, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )
-    report = task_report(task_dir, sample=report_sample, name=name)
+    report = _report(task_dir, name, report_sample, [r for rows in final.values() for r in rows])
     text = dataset_card(card, report, result, data_files, finetune_files, license=license)
     (out_dir / CARD).write_text(text, encoding="utf-8")
     result.seconds = time.perf_counter() - started

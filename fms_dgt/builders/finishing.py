@@ -180,11 +180,23 @@ class Finisher:
                 on_disk.add((record.get("id"), formatter.name))
                 self.ledger.reject(record, formatter.name, reason, stage="formatting")
 
-        for record in self._checked(self.task.stores.final.load_data()):
-            split = assignment.get(record_key(record), "train") if assignment is not None else ""
-            for out in formatter.format_all((record,), rejected):
-                labels.append(split)
+        # each output is labelled with the split of the last record the formatter read
+        # (exact for formatters that format record by record, as the base class does)
+        current = {"split": ""}
+
+        def tracked() -> Iterator[dict[str, Any]]:
+            for record in self._checked(self.task.stores.final.load_data()):
+                if assignment is not None:
+                    current["split"] = assignment.get(record_key(record), "train")
+                yield record
+
+        formatter.on_reject = rejected
+        try:
+            for out in formatter.format_all(tracked()):
+                labels.append(current["split"])
                 yield out
+        finally:
+            formatter.on_reject = None
 
     def _split_final(self) -> dict[str, str] | None:
         """Draw (or keep) the split of the final records and write ``final_data_<split>``;

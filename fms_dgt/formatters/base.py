@@ -30,6 +30,9 @@ class Formatter:
     # "extractive-question-answering"), which the export writes into training_config.json;
     # None: the format has no training config of its own
     training_task: str | None = None
+    # where rejected records go: the finishing pass sets it to write them to the rejected
+    # store; None leaves them out silently
+    on_reject: RejectHook | None = None
 
     def __init__(self, name: str | None = None, **unused: Any) -> None:
         if unused:
@@ -45,17 +48,16 @@ class Formatter:
         loads rather than after the whole generation. Default: unknown (nothing checked)."""
         return {}
 
-    def format_all(
-        self, records: Iterable[dict[str, Any]], on_reject: RejectHook | None = None
-    ) -> Iterator[dict[str, Any]]:
+    def format_all(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Formatted ``records``; a record whose ``format`` raises ``FormatRejected`` is
-        passed to ``on_reject`` with the reason (and left out either way)."""
+        left out and passed to ``on_reject`` with the reason. A subclass that overrides this
+        to pace or batch records keeps the rejections by calling ``super().format_all``."""
         for record in records:
             try:
                 out = self.format(record)
             except FormatRejected as exc:
-                if on_reject is not None:
-                    on_reject(record, exc.reason)
+                if self.on_reject is not None:
+                    self.on_reject(record, exc.reason)
                 continue
             if out is not None:
                 yield out

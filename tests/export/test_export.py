@@ -235,3 +235,16 @@ def test_token_counts_from_a_tokenizer_file(tmp_path: Path) -> None:
     assert counter.method.startswith("tokenizer")
     with pytest.raises(ValueError, match="no tokenizer.json"):
         TokenCounter(str(tmp_path / "nowhere"))
+
+
+def test_big_task_report_is_over_an_even_sample(
+    task_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fms_dgt.export.folder as folder
+
+    monkeypatch.setattr(folder, "REPORT_MAX_RECORDS", 10)
+    export_task(task_dir, tmp_path / "ds")
+    card = (tmp_path / "ds" / "README.md").read_text()
+    assert "10 records of an even sample of 10 final_data records" in card
+    assert "30 in final_data" in card  # the counts are the full ones
+    assert list(task_dir.parent.glob("*/final_data.jsonl")) == []  # nothing written beside the task

@@ -62,7 +62,9 @@ def test_format_all_hands_rejections_to_the_hook() -> None:
         {"id": "b", "context": "The sky is blue.", "question": "Colour?", "answer": "green"},
     ]
     seen: list[tuple[str, str]] = []
-    out = list(fmt.format_all(records, lambda r, why: seen.append((r["id"], why))))
+    assert [r["answer"] for r in fmt.format_all(records)] == ["blue"]  # no hook: left out
+    fmt.on_reject = lambda r, why: seen.append((r["id"], why))
+    out = list(fmt.format_all(records))
     assert [r["answer"] for r in out] == ["blue"]
     assert seen == [("b", "answer not found verbatim in the context: 'green'")]
 
@@ -168,3 +170,12 @@ def test_formatter_by_class_path(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = read_jsonl(out / "t1" / "formatted_data.jsonl")
     assert len(rows) == 4 and all(r["input"].startswith("Q: ") and r["output"] for r in rows)
+
+
+def test_every_formatter_is_in_the_docs_table() -> None:
+    from tests.core.helpers import REPO
+
+    text = (REPO / "docs" / "task_yaml.md").read_text()
+    table = text[text.index("### Formatters") : text.index("Templates may read only")]
+    documented = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    assert set(formatters) <= documented, set(formatters) - documented

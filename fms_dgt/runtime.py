@@ -39,7 +39,7 @@ from fms_dgt.errors import (
     StalledError,
     TaskLockedError,
 )
-from fms_dgt.export.splits import ASSIGNMENT_FILE
+from fms_dgt.export.splits import assignment_current
 from fms_dgt.factory import EnginePool, PreparedTask, build_builder, build_task
 from fms_dgt.index import (
     BuilderEntry,
@@ -288,7 +288,7 @@ class Runtime:
     ) -> None:
         """A complete task is not regenerated, but the user may have edited it since: say so
         if its config changed, and write ``formatted_data`` if it is asked for now and was
-        not before, and the split files if a split is asked for now (formatting needs no
+        not before, and the split files if the split asked for changed (formatting needs no
         model, so there is no reason to demand --restart)."""
         task = pt.task
         card = read_json(task.task_dir / "task_card.json") or {}
@@ -305,8 +305,9 @@ class Runtime:
             )
         wants = pt.formatter is not None and task.runner_config.save_formatted_output
         split = task.runner_config.split
-        split_missing = split is not None and not (task.task_dir / ASSIGNMENT_FILE).exists()
-        if (wants and not task.stores.formatted.exists()) or split_missing:
+        ratios = {k: v for k, v in split.ratios().items() if v > 0} if split is not None else None
+        split_changed = not assignment_current(task.task_dir, ratios, split.seed if split else 0)
+        if (wants and not task.stores.formatted.exists()) or split_changed:
             finisher = self._parts(pt, state, executor).finisher
             await finisher.run(executor, finisher.format)
 

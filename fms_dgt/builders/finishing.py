@@ -25,7 +25,7 @@ from fms_dgt.blocks.base import FilterPostprocessor, Postprocessor
 from fms_dgt.datapoint import as_dict
 from fms_dgt.datastores.roles import FINAL, FORMATTED, SPLIT_NAMES
 from fms_dgt.datastores.sorting import sorted_records
-from fms_dgt.export.splits import assign, load_assignment, record_key, save_assignment
+from fms_dgt.export.splits import ASSIGNMENT_FILE, assign, load_assignment, record_key, save_assignment
 from fms_dgt.formatters.base import Formatter
 from fms_dgt.ledger import Ledger
 from fms_dgt.state import TaskState
@@ -202,10 +202,14 @@ class Finisher:
         """Draw (or keep) the split of the final records and write ``final_data_<split>``;
         the assignment, or None when the task asks for no split."""
         spec = self.task.runner_config.split
-        if spec is None:
+        stores, task_dir = self.task.stores, self.task.task_dir
+        if spec is None:  # none asked for (any more): no split files that say otherwise
+            for base in (FINAL, FORMATTED):
+                for split in SPLIT_NAMES:
+                    self._write_split(base, split, (), False)
+            (task_dir / ASSIGNMENT_FILE).unlink(missing_ok=True)
             return None
         ratios = self._split_ratios()
-        stores, task_dir = self.task.stores, self.task.task_dir
         keys = [record_key(r) for r in self._checked(stores.final.load_data())]
         previous = load_assignment(task_dir, ratios, spec.seed)
         assignment = assign(keys, ratios, spec.seed, previous)

@@ -92,8 +92,10 @@ def _prepare_target(out_dir: Path, task_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
 
 
-def _splits(task_dir: Path, base: str) -> dict[str, list[dict[str, Any]]]:
+def _splits(task_dir: Path, base: str, split: bool = True) -> dict[str, list[dict[str, Any]]]:
     """The records of ``base`` per split: its split stores, else everything as train."""
+    if not split:
+        return {"train": list(read_store(task_dir, base))}
     found = {s: list(read_store(task_dir, split_name(base, s))) for s in SPLIT_NAMES}
     present = {s: rows for s, rows in found.items() if store_format(task_dir, split_name(base, s))}
     return present or {"train": list(read_store(task_dir, base))}
@@ -188,18 +190,22 @@ def export_task(
     _prepare_target(out_dir, task_dir)
     card = read_json(task_dir / "task_card.json") or {}
     name = str(card.get("task_name") or task_name_of(task_dir, task_dir.parent))
-    final = _splits(task_dir, FINAL)
+    # split files of a task that no longer asks for a split (its card says) are not used
+    runner = card.get("runner_config")
+    split = not isinstance(runner, dict) or runner.get("split") is not None
+    final = _splits(task_dir, FINAL, split)
     data_files = _write_parquet(out_dir, DATA_DIR, final, shard_rows)
     result = ExportResult(name, out_dir, {s: len(r) for s, r in final.items()})
 
     finetune_files: dict[str, str] = {}
     if store_format(task_dir, FORMATTED):
-        formatted = _splits(task_dir, FORMATTED)
+        formatted = _splits(task_dir, FORMATTED, split)
         finetune_files = _write_parquet(out_dir, FINETUNE_DIR, formatted, shard_rows)
         result.finetune_rows = {s: len(r) for s, r in formatted.items()}
         task = formatter_training_task(card)
         if task is not None:
-            result.training = training_config(task, formatted, finetune_files, counter)
+            fields = {k for rows in final.values() for r in rows[:1000] for k in r}
+            result.training = training_config(task, formatted, finetune_files, counter, fields)
             result.warnings.extend(result.training["warnings"])
             (out_dir / TRAINING_CONFIG).write_text(
                 json.dumps(result.training, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

@@ -104,3 +104,11 @@ def save_assignment(
     write_json_atomic(
         task_dir / ASSIGNMENT_FILE, {"seed": seed, "ratios": dict(ratios), "assignment": assignment}
     )
+
+
+def assignment_current(task_dir: Path, ratios: Mapping[str, float] | None, seed: int = 0) -> bool:
+    """Whether the split files on disk are for this split configuration (``ratios`` None:
+    no split, so no assignment on disk)."""
+    if ratios is None:
+        return not (task_dir / ASSIGNMENT_FILE).exists()
+    return load_assignment(task_dir, ratios, seed) is not None

@@ -82,8 +82,11 @@ def training_config(
     rows_by_split: dict[str, list[dict[str, Any]]],
     data_files: dict[str, str],
     counter: TokenCounter,
+    record_fields: set[str] | None = None,
 ) -> dict[str, Any]:
-    """The config (with its ``warnings``) for ``task`` over the formatted rows."""
+    """The config (with its ``warnings``) for ``task`` over the formatted rows;
+    ``record_fields``: the fields of the task's final records (a ``label`` among them is a
+    sign of classification data)."""
     columns = TEXT_COLUMNS.get(task, ())
     all_rows = [r for rows in rows_by_split.values() for r in rows]
     texts = ["\n".join(str(r.get(c) or "") for c in columns) for r in all_rows]
@@ -101,7 +104,9 @@ def training_config(
             "p95": p95,
             "mean": round(sum(lengths) / len(lengths), 1) if lengths else 0,
         },
-        "warnings": size_warnings(task, train_rows) + shape_warnings(task, all_rows),
+        "warnings": size_warnings(task, train_rows)
+        + shape_warnings(task, all_rows)
+        + field_warnings(task, record_fields or set()),
     }
 
 
@@ -116,6 +121,16 @@ def size_warnings(task: str, train_rows: int) -> list[str]:
         ]
     if train_rows < low:
         return [f"{train_rows} training rows is below the recommended {low:,}-{high:,} for {task}"]
+    return []
+
+
+def field_warnings(task: str, record_fields: set[str]) -> list[str]:
+    """Records shaped like classification data (``text``/``label``) exported as generation."""
+    if task in ("text-generation", "summarization") and "label" in record_fields:
+        return [
+            f"the records have a 'label' field ({', '.join(sorted(record_fields & {'text', 'label'}))}): "
+            f"classification data exported as {task}? (a classifier trains on text/label pairs)"
+        ]
     return []
 
 

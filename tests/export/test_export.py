@@ -248,3 +248,26 @@ def test_big_task_report_is_over_an_even_sample(
     assert "10 records of an even sample of 10 final_data records" in card
     assert "30 in final_data" in card  # the counts are the full ones
     assert list(task_dir.parent.glob("*/final_data.jsonl")) == []  # nothing written beside the task
+
+
+def test_label_records_warn_as_text_generation() -> None:
+    from fms_dgt.export.training import TokenCounter, training_config
+
+    rows = {"train": [{"input": f"text {i}", "output": f"an answer {i} in words"} for i in range(600)]}
+    config = training_config("text-generation", rows, {"train": "x"}, TokenCounter(), {"text", "label", "id"})
+    assert any("'label' field" in w for w in config["warnings"])
+    assert training_config("text-generation", rows, {"train": "x"}, TokenCounter(), {"id"})["warnings"] == []
+
+
+def test_dgt_export_is_wired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fms_dgt.run import cli
+
+    task = _fake_task(tmp_path / "fake", {"task_name": "fake"}, [{"id": "1", "text": "x"}])
+    monkeypatch.setattr(sys, "argv", ["dgt", "export", str(task), str(tmp_path / "ds")])
+    assert cli() == 0
+    assert (tmp_path / "ds" / "README.md").is_file()
+    monkeypatch.setattr(sys, "argv", ["dgt", "export", str(tmp_path), str(tmp_path / "ds2")])
+    assert cli() == 2
+    assert "not a task's output folder" in capsys.readouterr().err

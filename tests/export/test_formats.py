@@ -179,3 +179,25 @@ def test_every_formatter_is_in_the_docs_table() -> None:
     table = text[text.index("### Formatters") : text.index("Templates may read only")]
     documented = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
     assert set(formatters) <= documented, set(formatters) - documented
+
+
+def test_split_changed_on_a_complete_task(tmp_path: Path) -> None:
+    """A complete task re-splits when its split changes, and drops its split files when the
+    split is removed (formatting needs no model, so no --restart)."""
+    import yaml
+
+    path = _split_task(tmp_path, 10)
+    out = tmp_path / "out"
+    args = ("--task-paths", str(tmp_path / "tasks"), "--output-dir", str(out))
+    assert run_cli(*args).returncode == 0
+    spec = yaml.safe_load(path.read_text())
+    spec["runner_config"]["split"] = {"train": 0.5, "test": 0.5, "seed": 1}
+    path.write_text(yaml.safe_dump(spec))
+    assert run_cli(*args).returncode == 0
+    task_dir = out / "t1"
+    assert len(read_jsonl(task_dir / "final_data_train.jsonl")) == 5
+    assert not (task_dir / "final_data_validation.jsonl").exists()
+    del spec["runner_config"]["split"]
+    path.write_text(yaml.safe_dump(spec))
+    assert run_cli(*args).returncode == 0
+    assert not list(task_dir.glob("*_train.jsonl")) and not (task_dir / "split_assignment.json").exists()

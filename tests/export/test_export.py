@@ -84,6 +84,9 @@ def test_export_loads_identically_both_ways(task_dir: Path, tmp_path: Path) -> N
     assert config["dataset"]["data_files"]["train"] == "finetune/train-*.parquet"
     assert config["max_seq_length"] >= config["token_lengths"]["max"]
     assert any("below the minimum of 200" in w for w in config["warnings"])
+    hub_card = pytest.importorskip("huggingface_hub").DatasetCard.load(out / "README.md")
+    assert hub_card.data.license == "apache-2.0"
+    assert [c["config_name"] for c in hub_card.data.configs] == ["default", "finetune"]
     card = (out / "README.md").read_text()
     for fragment in (
         "## Rejections by reason",

@@ -99,9 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli() -> int:
-    """The ``dgt`` console script: ``main`` with a quiet exit when stdout's reader goes away."""
+    """The ``dgt`` console script: ``main`` with a quiet exit when stdout's reader goes away.
+    ``dgt export ...`` is ``python -m fms_dgt.export ...``."""
     from fms_dgt.console import run_cli
 
+    if sys.argv[1:2] == ["export"]:
+        from fms_dgt.export.__main__ import main as export_main
+
+        return run_cli(lambda: export_main(sys.argv[2:]))
     return run_cli(main)
 
 

@@ -39,6 +39,7 @@ from fms_dgt.errors import (
     StalledError,
     TaskLockedError,
 )
+from fms_dgt.export.splits import assignment_current
 from fms_dgt.factory import EnginePool, PreparedTask, build_builder, build_task
 from fms_dgt.index import (
     BuilderEntry,
@@ -287,7 +288,8 @@ class Runtime:
     ) -> None:
         """A complete task is not regenerated, but the user may have edited it since: say so
         if its config changed, and write ``formatted_data`` if it is asked for now and was
-        not before (formatting needs no model, so there is no reason to demand --restart)."""
+        not before, and the split files if the split asked for changed (formatting needs no
+        model, so there is no reason to demand --restart)."""
         task = pt.task
         card = read_json(task.task_dir / "task_card.json") or {}
         now = json.loads(
@@ -302,7 +304,10 @@ class Runtime:
                 task.task_name,
             )
         wants = pt.formatter is not None and task.runner_config.save_formatted_output
-        if wants and not task.stores.formatted.exists():
+        split = task.runner_config.split
+        ratios = {k: v for k, v in split.ratios().items() if v > 0} if split is not None else None
+        split_changed = not assignment_current(task.task_dir, ratios, split.seed if split else 0)
+        if (wants and not task.stores.formatted.exists()) or split_changed:
             finisher = self._parts(pt, state, executor).finisher
             await finisher.run(executor, finisher.format)
 

@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 
 from fms_dgt.blocks.base import FilterPostprocessor, Postprocessor
 from fms_dgt.datapoint import as_dict
+from fms_dgt.datastores.roles import FINAL, FORMATTED, SPLIT_NAMES
 from fms_dgt.datastores.sorting import sorted_records
+from fms_dgt.export.splits import ASSIGNMENT_FILE, assign, load_assignment, record_key, save_assignment
 from fms_dgt.formatters.base import Formatter
 from fms_dgt.ledger import Ledger
 from fms_dgt.state import TaskState
@@ -142,16 +144,88 @@ class Finisher:
         pp.rejected.clear()
 
     def format(self) -> int:
-        """Write ``formatted_data`` if the task asks for it; marks the task complete."""
+        """Write ``formatted_data`` if the task asks for it, and the split files if it asks
+        for a split; marks the task complete."""
         n = 0
+        stores = self.task.stores
+        assignment = self._split_final()
         if self.formatter is not None and self.task.runner_config.save_formatted_output:
-            store = self.task.stores.formatted
-            final = self._checked(self.task.stores.final.load_data())
-            n = store.replace(self._checked(self.formatter.format_all(final)))
+            labels: list[str] = []  # the split of each formatted record, in order
+            n = stores.formatted.replace(self._checked(self._formatted(assignment, labels)))
             log.info("%s: wrote %d formatted records", self.task.task_name, n)
+            if assignment is not None:
+                for split in SPLIT_NAMES:
+                    rows = (r for r, s in zip(stores.formatted.load_data(), labels) if s == split)
+                    self._write_split(FORMATTED, split, rows, split in self._split_ratios())
         if self.stop.is_set():
             raise PassInterrupted
         self.state.formatted = True
         self.state.status = "complete"
         self.state.save(self.task.task_dir)
         return n
+
+    def _formatted(self, assignment: dict[str, str] | None, labels: list[str]) -> Iterator[dict[str, Any]]:
+        """The formatter's records; a record it rejects goes to the rejected store (once:
+        a pass redone on resume or after an extension does not repeat a rejection)."""
+        formatter = self.formatter
+        assert formatter is not None
+        on_disk = {
+            (r.get("record", {}).get("id"), r.get("block"))
+            for r in self.ledger.rejected.load_data()
+            if r.get("stage") == "formatting"
+        }
+
+        def rejected(record: dict[str, Any], reason: str) -> None:
+            if (record.get("id"), formatter.name) not in on_disk:
+                on_disk.add((record.get("id"), formatter.name))
+                self.ledger.reject(record, formatter.name, reason, stage="formatting")
+
+        # each output is labelled with the split of the last record the formatter read
+        # (exact for formatters that format record by record, as the base class does)
+        current = {"split": ""}
+
+        def tracked() -> Iterator[dict[str, Any]]:
+            for record in self._checked(self.task.stores.final.load_data()):
+                if assignment is not None:
+                    current["split"] = assignment.get(record_key(record), "train")
+                yield record
+
+        formatter.on_reject = rejected
+        try:
+            for out in formatter.format_all(tracked()):
+                labels.append(current["split"])
+                yield out
+        finally:
+            formatter.on_reject = None
+
+    def _split_final(self) -> dict[str, str] | None:
+        """Draw (or keep) the split of the final records and write ``final_data_<split>``;
+        the assignment, or None when the task asks for no split."""
+        spec = self.task.runner_config.split
+        stores, task_dir = self.task.stores, self.task.task_dir
+        if spec is None:  # none asked for (any more): no split files that say otherwise
+            for base in (FINAL, FORMATTED):
+                for split in SPLIT_NAMES:
+                    self._write_split(base, split, (), False)
+            (task_dir / ASSIGNMENT_FILE).unlink(missing_ok=True)
+            return None
+        ratios = self._split_ratios()
+        keys = [record_key(r) for r in self._checked(stores.final.load_data())]
+        previous = load_assignment(task_dir, ratios, spec.seed)
+        assignment = assign(keys, ratios, spec.seed, previous)
+        for split in SPLIT_NAMES:
+            rows = (r for r in stores.final.load_data() if assignment.get(record_key(r)) == split)
+            self._write_split(FINAL, split, rows, split in ratios)
+        save_assignment(task_dir, ratios, spec.seed, assignment)
+        return assignment
+
+    def _split_ratios(self) -> dict[str, float]:
+        spec = self.task.runner_config.split
+        return {k: v for k, v in spec.ratios().items() if v > 0} if spec is not None else {}
+
+    def _write_split(self, base: str, split: str, rows: Iterable[dict[str, Any]], wanted: bool) -> None:
+        store = self.task.stores.split(base, split)
+        if wanted:
+            store.replace(self._checked(rows))
+        elif store.exists():  # a split the configuration no longer has
+            store.clear()

@@ -13,10 +13,34 @@ import re
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from fms_dgt.builders.samplers import SamplerSpec
 from fms_dgt.config.strict import Strict
+
+
+class SplitConfig(Strict):
+    """A seeded train/validation/test split of the task's final records (and of its
+    formatted records, which follow their source record), written as separate files; drawn
+    by record id so it stays put when the run is resumed or extended (fms_dgt/export/splits.py)."""
+
+    train: float = Field(gt=0, le=1)
+    validation: float = Field(default=0.0, ge=0, le=1)
+    test: float = Field(default=0.0, ge=0, le=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + validation + test must sum to 1, they sum to {total:g} "
+                f"({self.train:g} + {self.validation:g} + {self.test:g})"
+            )
+        return self
+
+    def ratios(self) -> dict[str, float]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
 
 
 class RunnerConfig(Strict):
@@ -54,6 +78,9 @@ class RunnerConfig(Strict):
         description="prompt + completion tokens the task may use (cached answers are free)",
     )
     max_seconds: float | None = Field(default=None, gt=0, description="seconds the task may run")
+    split: SplitConfig | None = Field(
+        default=None, description="train/validation/test shares of the final records, and their seed"
+    )
 
 
 class DatastoreConfig(BaseModel):

@@ -1,9 +1,13 @@
 """Parquet storage for the file datastore: durable appends through a jsonl write-ahead log,
 compacted into immutable part files.
 
-Nested values (dicts, lists) are stored as JSON strings and listed in the part's schema
-metadata, so records with different nested shapes never clash on schema and read back as
-the same Python values."""
+Nested values (dicts, lists: chat messages, lineage) are stored as native Arrow structs
+and lists, so ``pyarrow``, ``datasets``, pandas and DuckDB read them as data rather than
+text. A column whose values Arrow cannot hold natively *exactly* (mixed types; dicts with
+different keys, which Arrow would widen to one struct with nulls) falls back to JSON
+strings for that part, listed in the part's schema metadata so it reads back as the same
+Python values. Parts written before nested values were native (everything nested as JSON)
+read back unchanged through the same metadata."""
 
 from __future__ import annotations
 
@@ -157,14 +161,13 @@ def _write_part(path: Path, records: Sequence[dict[str, Any]]) -> None:
     json_cols = []
     arrays = {}
     for key, values in columns.items():
-        if any(isinstance(v, (dict, list)) for v in values):
+        array = _native(values)
+        if array is None:
             json_cols.append(key)
-            values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values]
-        try:
-            arrays[key] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            json_cols.append(key)
-            arrays[key] = pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+            array = pa.array(
+                [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values]
+            )
+        arrays[key] = array
     table = pa.table(arrays) if arrays else pa.table({})
     table = table.replace_schema_metadata({_META_KEY: json.dumps(json_cols).encode()})
     tmp = path.with_name(f".{path.name}.tmp")
@@ -172,3 +175,18 @@ def _write_part(path: Path, records: Sequence[dict[str, Any]]) -> None:
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _native(values: list[Any]) -> Any | None:
+    """``values`` as an Arrow array that reads back as exactly ``values``, or None. Flat
+    columns are checked by Arrow's own conversion; nested ones by a round trip, since Arrow
+    widens dicts with different keys to one struct (the missing keys reading back as None)."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return None
+    if pa.types.is_nested(array.type) and array.to_pylist() != values:
+        return None
+    return array

@@ -11,6 +11,8 @@ role               store name             holds
 ``postproc(n)``    postproc_data_<n>      the output of postprocessing step n
 ``final``          final_data             the task's result
 ``formatted``      formatted_data         ``final`` through the task's formatter
+``split(b, s)``    <b>_<s>                split ``s`` (train, validation, test) of
+                                          ``final_data`` / ``formatted_data``
 ``rejected``       rejected               rejected records with block and reason
 ``failed``         failed                 requests and builder calls that failed
 ``progress``       transform_progress     a transformation's finished chunks
@@ -32,12 +34,23 @@ from fms_dgt.registry import datastores
 
 DATA, FINAL, FORMATTED = "data", "final_data", "formatted_data"
 REJECTED, FAILED, PROGRESS = "rejected", "failed", "transform_progress"
-RECORD_STORES = (DATA, FINAL, FORMATTED)  # in the task's output format
+RECORD_STORES = (DATA, FINAL, FORMATTED)  # in the task's output format (so are the splits)
 LOG_STORES = (REJECTED, FAILED, PROGRESS)  # always jsonl
+
+
+SPLIT_NAMES = ("train", "validation", "test")  # fms_dgt.export.splits.SPLITS
 
 
 def postproc_name(step: int) -> str:
     return f"postproc_data_{step}"
+
+
+def split_name(base: str, split: str) -> str:
+    """The store holding split ``split`` of ``base`` (``final_data_train``...)."""
+    return f"{base}_{split}"
+
+
+SPLIT_STORES = tuple(split_name(b, s) for b in (FINAL, FORMATTED) for s in SPLIT_NAMES)
 
 
 class TaskStores:
@@ -89,10 +102,18 @@ class TaskStores:
     def postproc(self, step: int) -> Datastore:
         return self.get(postproc_name(step))
 
+    def split(self, base: str, split: str) -> Datastore:
+        return self.get(split_name(base, split))
+
     def clear(self, postprocessing_steps: int) -> None:
         """Empty every store (for ``--restart``) through the store's own ``clear``, so a plugin
         store (a database, an object store) is emptied too, not just files in the folder."""
-        names = [*RECORD_STORES, *LOG_STORES, *(postproc_name(i) for i in range(1, postprocessing_steps + 1))]
+        names = [
+            *RECORD_STORES,
+            *SPLIT_STORES,
+            *LOG_STORES,
+            *(postproc_name(i) for i in range(1, postprocessing_steps + 1)),
+        ]
         for name in names:
             self.get(name).clear()
 

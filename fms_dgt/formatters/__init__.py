@@ -1,6 +1,6 @@
 """Formatters: final records → training formats."""
 
-from fms_dgt.formatters.base import Formatter
+from fms_dgt.formatters.base import FormatRejected, Formatter
 from fms_dgt.registry import formatters
 
 formatters.add(
@@ -25,5 +25,7 @@ formatters.add(
     "safety_refusal", "fms_dgt.formatters.safety:SafetyRefusalFormatter", "formatters/safety/refusal"
 )
 formatters.add("preference", "fms_dgt.formatters.preference:PreferenceFormatter", "dpo")
+formatters.add("input_output", "fms_dgt.formatters.finetune:InputOutputFormatter")
+formatters.add("extractive_qa", "fms_dgt.formatters.finetune:ExtractiveQAFormatter", "squad")
 
-__all__ = ["Formatter"]
+__all__ = ["FormatRejected", "Formatter"]

@@ -36,6 +36,8 @@ from fms_dgt.errors import ConfigError
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+SCHEMA_HINT = "see https://json-schema.org/understanding-json-schema (draft 2020-12)"
+TYPE_HINT = "a JSON schema type is one of: string, number, integer, boolean, object, array, null"
 TOOL_KEYS = ("type", "function", "implementation", "endpoint")
 FUNCTION_KEYS = ("name", "description", "parameters")
 
@@ -170,7 +172,7 @@ def _check_parameters(name: str, parameters: Any, i: int, error_at: ErrorAt) -> 
             "function",
             "parameters",
             *path,
-            hint="see https://json-schema.org/understanding-json-schema (draft 2020-12)",
+            hint=TYPE_HINT if path and path[-1] == "type" else SCHEMA_HINT,
         ) from None
     if parameters.get("type") != "object":
         raise error_at(

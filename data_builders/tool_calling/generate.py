@@ -219,7 +219,7 @@ class ToolCallingBuilder(PromptBuilder):
             ]
         lineage: dict[str, Any] = {"style": self.style_for(request_idx), "execution": exchange.evidence}
         if task.judge:
-            judged = await self.judge(exchange, meta)
+            judged = await self.ask_judge(exchange, meta)
             if judged is None:
                 return []
             if isinstance(judged, Rejection):
@@ -269,7 +269,7 @@ class ToolCallingBuilder(PromptBuilder):
             request=exchange.request, tools=self.task.tools, done=exchange.done, max_calls=self.task.max_calls
         )
 
-    async def judge(
+    async def ask_judge(
         self, exchange: Exchange, meta: dict[str, Any]
     ) -> tuple[Verdict, LMResult] | Rejection | None:
         """The judge's verdict, a Rejection, or None (the request failed)."""

@@ -62,7 +62,7 @@ class Call(BaseModel):
 class Plan(BaseModel):
     """The first answer: the user's request and the first round of calls."""
 
-    request: str = Field(min_length=5, max_length=500)
+    request: str = Field(min_length=5, max_length=300)
     calls: list[Call] = Field(max_length=MAX_CALLS)
 
 
@@ -151,13 +151,32 @@ class ToolCallingBuilder(PromptBuilder):
             max_calls=self.task.max_calls,
         )
 
+    def guided(self, model: type[BaseModel]) -> Constraint:
+        """The decoding constraint for ``model``: for the call answers, each call is one of
+        the tools with its own parameters schema, so an engine with structured output is
+        steered to valid calls. The checks still run on what comes back: not every engine
+        enforces a constraint, and a broken answer is kept (``keep_invalid``) to be rejected."""
+        schema = model.model_json_schema()
+        if "calls" in schema.get("properties", {}):
+            one_of = [
+                {
+                    "type": "object",
+                    "properties": {"name": {"type": "string", "enum": [t.name]}, "arguments": t.parameters},
+                    "required": ["name", "arguments"],
+                }
+                for t in self.task.tools
+            ]
+            calls = {"type": "array", "items": {"anyOf": one_of}, "maxItems": self.task.max_calls}
+            schema = {**schema, "properties": {**schema["properties"], "calls": calls}}
+            schema.pop("$defs", None)
+        return Constraint(json_schema=schema)
+
     async def _ask(
         self, engine: Engine, prompt: str, model: type[BaseModel] | None, meta: dict[str, Any]
     ) -> LMResult:
-        constraint = Constraint.from_model(model) if model is not None else None
         request = LMRequest(
             messages=[{"role": "user", "content": prompt}],
-            constraint=constraint,
+            constraint=self.guided(model) if model is not None else None,
             keep_invalid=True,
             metadata=meta,
         )

@@ -151,6 +151,11 @@ def test_exactly_the_bad_calls_are_rejected(tmp_path: Path) -> None:
     assert sorted(b["city"] for _, b in posted) == ["Lima", "Paris"]  # HTTP tool really called
     assert all(p.endswith("/weather") for p, _ in posted)
 
+    schema = run.bodies[0]["response_format"]["json_schema"]["schema"]
+    one_of = schema["properties"]["calls"]["items"]["anyOf"]  # decoding is steered to the tools
+    assert [c["properties"]["name"]["enum"] for c in one_of] == [["add"], ["double"], ["divide"], ["weather"]]
+    assert one_of[3]["properties"]["arguments"]["properties"]["city"]["enum"] == ["Paris", "Lima"]
+
     final = run.store("final_data")
     requests = [r["messages"][0]["content"] for r in final]
     assert requests == [json.loads(SCRIPT[i][1])["request"] for i in (0, 4, 5, 9)]

@@ -229,3 +229,28 @@ def test_judge_no_and_judge_off(tmp_path: Path) -> None:
     assert run.outcome.status == "complete", run.outcome.message
     assert not any(b["messages"][-1]["content"].startswith("You check") for b in run.bodies)
     assert "judge" not in run.store("final_data")[0]["lineage"]
+
+
+def test_an_endpoint_error_is_a_failed_execution(tmp_path: Path) -> None:
+    # the HTTP tool's first answer is a 500, its second a normal one
+    with FaultServer(
+        script=["500", "ok"], responder=lambda p, b: {"city": b["city"], "sky": "clear"}
+    ) as tool_server:
+        task = _task(tmp_path / "task", tool_server.url + "/weather", max_steps=1, judge=False)
+        script = [SCRIPT[5], SCRIPT[5]]
+        run = run_scripted(
+            task, tmp_path, answer_for(script), num_outputs_to_generate=1, max_concurrent_calls=1
+        )
+    assert run.outcome.status == "complete", run.outcome.message
+    [rejected] = run.store("rejected")
+    assert rejected["block"] == "tool_execution"
+    assert rejected["reason"].startswith("execution failed: tool 'weather': HTTP 500\n")
+    assert rejected["record"]["raw"]["evidence"][0]["calls"][0] == {
+        "via": "http",
+        "endpoint": tool_server.url + "/weather",
+        "status": 500,
+        "wall_seconds": rejected["record"]["raw"]["evidence"][0]["calls"][0]["wall_seconds"],
+        "tool": "weather",
+    }
+    [kept] = run.store("final_data")
+    assert kept["messages"][2]["content"] == '{"city": "Lima", "sky": "clear"}'

@@ -4,12 +4,13 @@ execution limits and the shape of a kept exchange."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fms_dgt import DataPoint, GenerationTask
-from fms_dgt.config.yaml_loader import load_yaml
+from fms_dgt.config.yaml_loader import YamlDoc, load_yaml
 from fms_dgt.errors import ConfigError
 from fms_dgt.sandbox.limits import LimitError, Limits
 
@@ -19,6 +20,24 @@ MAX_STEPS = 5
 MAX_CALLS = 8
 # tool implementations are small functions: far less than the sandbox's defaults
 DEFAULT_SANDBOX: dict[str, Any] = {"cpu_seconds": 2, "wall_seconds": 10, "memory_mb": 256}
+
+
+def read_tools_file(path: Path) -> YamlDoc:
+    """A tools file with the line of each key. JSON is read as YAML (a superset) for the
+    lines; JSON that is not valid YAML (tab indentation) is read as JSON, without lines,
+    and a JSON syntax error names its line."""
+    if path.suffix.lower() != ".json":
+        return load_yaml(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the tools file: {exc}", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+    try:
+        return load_yaml(path)
+    except ConfigError:
+        return YamlDoc(path, data, {})
 
 
 @dataclass(kw_only=True)
@@ -123,7 +142,7 @@ class ToolCallingTask(GenerationTask):
                 "path",
                 hint="the path is relative to the task.yaml",
             )
-        doc = load_yaml(path)
+        doc = read_tools_file(path)
         entries: Any = doc.data
         prefix: tuple[str, ...] = ()
         if isinstance(entries, dict) and "tools" in entries:

@@ -44,7 +44,11 @@ from .tools import call_problem
 
 _PROMPTS = Path(__file__).parent / "prompts"
 _ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(_PROMPTS), undefined=jinja2.StrictUndefined, autoescape=False
+    loader=jinja2.FileSystemLoader(_PROMPTS),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
 )
 CALLS, FOLLOWUP, ANSWER, JUDGE = (
     _ENV.get_template(f"{n}.j2") for n in ("calls", "followup", "answer", "judge")

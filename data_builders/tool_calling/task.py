@@ -160,3 +160,12 @@ class ToolCallingTask(GenerationTask):
             self.seed_examples = []
             return []
         return super().load_seed_examples()
+
+    def output_to_example(self, record: DataPoint) -> DataPoint | None:
+        """An accepted exchange's user request, as an example request for later calls
+        (``machine_batch_size`` of them are shown with the seeds)."""
+        messages = getattr(record, "messages", None) or [{}]
+        request = messages[0].get("content")
+        if not isinstance(request, str):
+            return None
+        return self.instantiate_input_example(request=request, is_seed=False)

@@ -167,6 +167,12 @@ def test_exactly_the_bad_calls_are_rejected(tmp_path: Path) -> None:
         ]
         assert all(set(d) == {"type", "function"} for d in record["tools"])  # no implementation shown
         assert record["lineage"]["judge"]["verdict"] == "yes"
+    # accepted requests are shown as examples to later calls, besides the (absent) seeds
+    calls_prompts = [
+        p for p in (b["messages"][-1]["content"] for b in run.bodies) if p.startswith("You write")
+    ]
+    shown = calls_prompts[-1].split("Requests users made before:\n")[1].split("\n\n")[0].splitlines()
+    assert len(shown) == 2 and all(line.removeprefix("- ") in requests[:3] for line in shown), shown
     single, parallel, http, multi = final
     assert [m["role"] for m in single["messages"]] == ["user", "assistant", "tool", "assistant"]
     assert single["messages"][2]["content"] == "5"  # add(2, 3) ran in the sandbox

@@ -34,7 +34,7 @@ import jsonschema
 
 from fms_dgt.errors import ConfigError
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what the OpenAI API accepts
 TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 SCHEMA_HINT = "see https://json-schema.org/understanding-json-schema (draft 2020-12)"
 TYPE_HINT = "a JSON schema type is one of: string, number, integer, boolean, object, array, null"
@@ -127,7 +127,7 @@ def _parse_one(entry: Any, i: int, error_at: ErrorAt) -> Tool:
     name = function.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         raise error_at(
-            f"tool {i}: function name must be letters, digits, '_', '.' or '-' (at most 64), got {name!r}",
+            f"tool {i}: function name must be 1 to 64 letters, digits, '_' or '-', got {name!r}",
             i,
             "function",
             "name",

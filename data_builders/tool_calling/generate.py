@@ -170,7 +170,13 @@ class ToolCallingBuilder(PromptBuilder):
                 }
                 for t in self.task.tools
             ]
-            calls = {"type": "array", "items": {"anyOf": one_of}, "maxItems": self.task.max_calls}
+            calls: dict[str, Any] = {
+                "type": "array",
+                "items": {"anyOf": one_of},
+                "maxItems": self.task.max_calls,
+            }
+            if model is Plan:  # the first round must call something
+                calls["minItems"] = 1
             schema = {**schema, "properties": {**schema["properties"], "calls": calls}}
             schema.pop("$defs", None)
         return Constraint(json_schema=schema)

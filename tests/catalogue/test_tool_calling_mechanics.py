@@ -153,6 +153,7 @@ def test_exactly_the_bad_calls_are_rejected(tmp_path: Path) -> None:
 
     schema = run.bodies[0]["response_format"]["json_schema"]["schema"]
     one_of = schema["properties"]["calls"]["items"]["anyOf"]  # decoding is steered to the tools
+    assert schema["properties"]["calls"]["minItems"] == 1 and schema["properties"]["calls"]["maxItems"] == 3
     assert [c["properties"]["name"]["enum"] for c in one_of] == [["add"], ["double"], ["divide"], ["weather"]]
     assert one_of[3]["properties"]["arguments"]["properties"]["city"]["enum"] == ["Paris", "Lima"]
 

@@ -3,11 +3,14 @@
 For every task folder under ``<output_dir>`` it reads the stores the run wrote (``data``,
 ``final_data``, ``rejected``, ``failed``, jsonl or parquet) and ``task_results.json``, and
 prints: records accepted and kept, rejections by block and reason, failed requests, diversity
-of the kept records (distinct-1/2 and self-similarity over a sample) and tokens. The
+of the kept records (distinct-1/2 and self-similarity over a sample), tokens, and with
+``--reference FIELD:REFERENCE`` (repeatable) the reference metrics of a field against another
+field of the same records (ROUGE-1/2/L, exact match, token F1; ``metrics/reference.py``). The
 rejection and failure counts come from the stores, not from the run's counters, so they
 cover every run of a resumed task. ``--json`` writes the same figures as one JSON document.
 
-Exit status: 0, or 2 when the folder does not exist or holds no task output.
+Exit status: 0, or 2 when the folder does not exist or holds no task output, or when a
+``--reference`` is malformed or names fields no record has.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from fms_dgt.datastores.base import read_json
 from fms_dgt.datastores.roles import DATA, FAILED, FINAL, REJECTED
 from fms_dgt.ledger import reason_kind
 from fms_dgt.metrics.diversity import distinct_n, self_similarity
+from fms_dgt.metrics.reference import parse_spec, reference_metrics
+from fms_dgt.metrics.reference import render as render_reference
+from fms_dgt.registry import did_you_mean
 
 STORES = (DATA, FINAL, REJECTED, FAILED)
 
@@ -89,9 +95,14 @@ def record_text(record: dict[str, Any], fields: Sequence[str] | None = None) -> 
 
 
 def task_report(
-    task_dir: Path, fields: Sequence[str] | None = None, sample: int = 300, name: str | None = None
+    task_dir: Path,
+    fields: Sequence[str] | None = None,
+    sample: int = 300,
+    name: str | None = None,
+    references: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """All figures for one task folder."""
+    """All figures for one task folder; ``references``: (field, reference field) pairs scored
+    on the kept records."""
     results = read_json(task_dir / "task_results.json") or {}
     accepted = sum(1 for _ in read_store(task_dir, "data"))
     final_kind = "final_data" if store_format(task_dir, "final_data") else "data"
@@ -138,12 +149,32 @@ def task_report(
             "self_similarity_rouge_l": _round(self_similarity(texts, "rouge_l", max_texts=sample)),
             "self_similarity_jaccard": _round(self_similarity(texts, "jaccard", max_texts=sample * 3)),
         },
+        "reference": [reference_metrics(read_store(task_dir, final_kind), f, ref) for f, ref in references],
         "tokens": tokens,
         "requests": results.get("requests"),
         "cost_usd": results.get("cost_usd"),
         "engines": results.get("engines") or {},
         "elapsed_seconds": results.get("elapsed_seconds"),
     }
+
+
+def _missing_fields(dirs: Sequence[tuple[Path, str]], field: str, ref: str) -> str:
+    """Why no record could be scored: which name no record has, with a did-you-mean."""
+    seen: set[str] = set()
+    for d, _ in dirs:
+        store = "final_data" if store_format(d, "final_data") else "data"
+        for i, record in enumerate(read_store(d, store)):
+            seen.update(k for k in record if k not in BASE_FIELDS)
+            if i >= 50:
+                break
+    absent = [name for name in (field, ref) if name.split(".")[0] not in seen]
+    if not absent:
+        return "no record has both fields as text"
+    hints = [
+        f"no record has a field '{name}'" + (f" ({h})" if (h := did_you_mean(name, seen)) else "")
+        for name in absent
+    ]
+    return "; ".join(hints) + (f"; record fields: {', '.join(sorted(seen))}" if seen else "")
 
 
 def _round(x: float | None) -> float | None:
@@ -175,6 +206,8 @@ def render(reports: list[dict[str, Any]]) -> str:
             f"distinct-2 {d['distinct_2']}, self-similarity ROUGE-L {d['self_similarity_rouge_l']}, "
             f"Jaccard {d['self_similarity_jaccard']}"
         )
+        for ref in r.get("reference", []):
+            lines.append(f"  reference    {render_reference(ref)}")
         tok = r["tokens"]
         if tok:
             lines.append(
@@ -205,7 +238,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--task", action="append", help="only this task (repeatable)")
     parser.add_argument("--fields", nargs="+", help="record fields used for diversity (default: all text)")
     parser.add_argument("--sample", type=int, default=300, help="records sampled for self-similarity")
+    parser.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="FIELD:REFERENCE",
+        help="score FIELD against REFERENCE (another field of the same records): ROUGE-1/2/L, "
+        "exact match, token F1 (repeatable; dotted names reach nested fields)",
+    )
     args = parser.parse_args(argv)
+    try:
+        references = [parse_spec(spec) for spec in args.reference]
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     out = Path(args.output_dir)
     if not out.is_dir():
@@ -222,7 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    reports = [task_report(d, args.fields, args.sample, name) for d, name in dirs]
+    reports = [task_report(d, args.fields, args.sample, name, references) for d, name in dirs]
+    for i, (field, ref) in enumerate(references):
+        if not any(r["reference"][i]["scored"] for r in reports):
+            print(f"error: --reference {field}:{ref}: {_missing_fields(dirs, field, ref)}", file=sys.stderr)
+            return 2
     doc = {"output_dir": str(out), "tasks": reports}
     if args.json == "-":
         print(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -1,8 +1,9 @@
 """Text metrics for synthetic data: reference-based scores (ROUGE-1/2/L, exact match, token
-F1) and set-level diversity (distinct-n, self-similarity). Pure Python + numpy: importing them
+F1; ``reference_metrics`` for a whole data set) and set-level diversity (distinct-n, self-similarity). Pure Python + numpy: importing them
 loads no model."""
 
 from fms_dgt.metrics.diversity import distinct_n, self_similarity
+from fms_dgt.metrics.reference import reference_metrics
 from fms_dgt.metrics.text import (
     Score,
     exact_match,
@@ -20,6 +21,7 @@ __all__ = [
     "exact_match",
     "lcs_length",
     "normalize_answer",
+    "reference_metrics",
     "rouge_l",
     "rouge_n",
     "self_similarity",

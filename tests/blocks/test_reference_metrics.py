@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fms_dgt.metrics import reference_metrics
-from fms_dgt.metrics.reference import parse_spec, pair_scores
+from fms_dgt.metrics.reference import pair_scores, parse_spec
 from fms_dgt.report import main
 
 RECORDS = [

@@ -30,3 +30,10 @@ def print_listing(task_paths: list[str] | None, builder_paths: list[str]) -> Non
         print(f"{kind} ({len(names)}):")
         for name in names:
             print(f"  {name:40s} {reg.describe(name)}")
+    from fms_dgt.engines.profiles import PROFILES, detect
+
+    machine = detect().profile
+    print(f"hardware profiles ({len(PROFILES)}; --profile NAME, details: --list-profiles):")
+    for name, p in PROFILES.items():
+        mark = "  <- this machine" if name == machine else ""
+        print(f"  {name:40s} {p.machine}: {p.generator.name or p.generator.label}{mark}")

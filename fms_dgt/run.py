@@ -80,7 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--validate", action="store_true", help="load and check everything, call no model, then exit"
     )
     p.add_argument(
-        "--list", action="store_true", help="list tasks, builders, engines, blocks and formatters found"
+        "--list",
+        action="store_true",
+        help="list tasks, builders, engines, blocks, formatters and hardware profiles found",
+    )
+    p.add_argument(
+        "--list-profiles",
+        action="store_true",
+        help="list the hardware profiles with their memory arithmetic, and this machine's class",
     )
     g = p.add_argument_group("engine override (applies to every engine of every task)")
     g.add_argument("--engine", metavar="TYPE", help="engine type: vllm, vllm-server, openai, ...")
@@ -93,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
     g.add_argument("--max-concurrency", type=int, metavar="N", help="requests in flight per engine")
+    g.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="hardware preset (cpu, gpu-under-8gb, gpu-8-24gb, gpu-24-80gb, multi-gpu, or auto for "
+        "this machine's class): the model and vLLM settings that fit, as the engine override",
+    )
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -149,6 +162,11 @@ def _main(args: argparse.Namespace) -> int:
     from fms_dgt.runtime import Runtime, output_dir_from
 
     task_paths = args.task_paths or (["tasks"] if Path("tasks").is_dir() else None)
+    if args.list_profiles:
+        from fms_dgt.engines.profiles import render
+
+        print(render())
+        return EXIT_OK
     if args.list:
         from fms_dgt.listing import print_listing
 
@@ -393,6 +411,13 @@ def _overrides(args: argparse.Namespace) -> Any:
     }
     if isinstance(engine.get("base_url"), list) and len(engine["base_url"]) == 1:
         engine["base_url"] = engine["base_url"][0]
+    profile_keys: dict[str, str] = {}
+    if args.profile is not None:
+        from fms_dgt.engines.profiles import profile_engine
+
+        preset = profile_engine(args.profile, engine.get("type"))
+        profile_keys = {key: "--profile" for key in preset if key not in engine}
+        engine = {**preset, **engine}  # explicit engine flags win, key by key
     if engine:
         if "type" not in engine:
             from fms_dgt.errors import ConfigError
@@ -406,7 +431,10 @@ def _overrides(args: argparse.Namespace) -> Any:
         same_type = file_engine.get("type") == engine["type"]
         ov.engine = {**file_engine, **engine} if same_type else engine
         ov.engine_from_file = same_type
-        ov.engine_flags = {key: "--" + flag.replace("_", "-") for flag, key in ENGINE_FLAGS.items()}
+        ov.engine_flags = {
+            **{key: "--" + flag.replace("_", "-") for flag, key in ENGINE_FLAGS.items()},
+            **profile_keys,
+        }
     return ov
 
 

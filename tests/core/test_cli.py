@@ -38,6 +38,8 @@ def test_help_is_fast_and_documents_every_flag():
         "--model",
         "--base-url",
         "--max-concurrency",
+        "--profile",
+        "--list-profiles",
     ):
         assert flag in out.stdout
         assert flag in (REPO / "docs" / "cli.md").read_text(), f"{flag} missing from docs/cli.md"

@@ -19,8 +19,10 @@ first ``--target`` rows) in a temporary output folder:
 * ``--engine default``: the engines as the task and builder say (the embedded default model,
   SmolLM2-135M on in-process vLLM): slow on a small CPU, real text.
 
-A task *runs to its target* when it ends ``complete`` with at least ``--target`` records in
-``final_data``. The table printed (and written to ``--markdown``) has, per file, whether it
+A generation task *runs to its target* when it ends ``complete`` with at least ``--target``
+records in ``final_data``; a transformation when it ends ``complete`` with each of its first
+``--target`` rows turned into a record (none failed or rejected while generating; what its
+postprocessing drops, such as near duplicates, is said). The table printed (and written to ``--markdown``) has, per file, whether it
 loads, whether it ran to its target and why not, with the date and the command. Nothing is
 changed in the tree.
 """
@@ -31,6 +33,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -63,14 +66,21 @@ def validate(files: list[Path], data: Path) -> dict[Path, tuple[bool, str]]:
     return out
 
 
+def _short(error: str) -> str:
+    """An error without the long quoted values in it (generated text, a regex), so that the
+    table says what kind of failure it was."""
+    return re.sub(r"'[^']{40,}'", "'...'", error)[:160]
+
+
 def why_not(folder: Path, doc: dict[str, Any], target: int) -> str:
     """Why a task did not reach its target: its status, then what its failed requests said
     and the commonest rejection reasons (from the task's own output files)."""
     counts = doc.get("counts", {})
-    parts = [f"{doc.get('status')}, {counts.get('final', 0)} of {target} records"]
+    wanted = f"{target} records" if doc.get("target") is not None else f"the first {target} rows"
+    parts = [f"{doc.get('status')}, {counts.get('final', 0)} records of {wanted}"]
     failed = folder / "failed.jsonl"
     if failed.exists():
-        errors = Counter(json.loads(ln).get("error", "?")[:160] for ln in failed.open() if ln.strip())
+        errors = Counter(_short(json.loads(ln).get("error", "?")) for ln in failed.open() if ln.strip())
         if errors:
             error, n = errors.most_common(1)[0]
             parts.append(f"{sum(errors.values())} requests failed, e.g. {error}")
@@ -81,6 +91,33 @@ def why_not(folder: Path, doc: dict[str, Any], target: int) -> str:
     if reasons:
         parts.append("rejected: " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common(2)))
     return "; ".join(parts)
+
+
+def outcome(folder: Path, doc: dict[str, Any], target: int) -> tuple[bool, str]:
+    """Whether a task ran to its target, and what to say about it.
+
+    A generation task (``target`` in its results) runs to its target when it ends complete
+    with at least ``target`` records. A transformation (no ``target``: its input is its
+    target) when it ends complete with every input row turned into a record: none failed,
+    none rejected while generating (an unusable answer); its postprocessing may still drop
+    rows (near duplicates), which is the pipeline doing its job, and is said."""
+    counts = doc.get("counts", {})
+    final = counts.get("final", 0)
+    complete = doc.get("status") == "complete"
+    if doc.get("target") is not None:
+        ok = complete and final >= target
+        return (ok, f"{final} records") if ok else (False, why_not(folder, doc, target))
+    rejected = folder / "rejected.jsonl"
+    stages = (
+        Counter(json.loads(ln).get("stage") for ln in rejected.open() if ln.strip())
+        if rejected.exists()
+        else Counter()
+    )
+    ok = complete and final > 0 and not counts.get("failed") and not stages.get("generation")
+    if not ok:
+        return False, why_not(folder, doc, target)
+    dropped = sum(stages.values())
+    return True, f"{final} records" + (f"; {dropped} rows dropped by postprocessing" if dropped else "")
 
 
 def run(
@@ -105,11 +142,7 @@ def run(
     statuses: dict[str, tuple[bool, str]] = {}
     for results in out_dir.rglob("task_results.json"):
         doc = json.loads(results.read_text())
-        final = doc.get("counts", {}).get("final", 0)
-        if doc.get("status") == "complete" and final >= target:
-            statuses[doc["task_name"]] = (True, f"{final} records")
-        else:
-            statuses[doc["task_name"]] = (False, why_not(results.parent, doc, target))
+        statuses[doc["task_name"]] = outcome(results.parent, doc, target)
     if r.returncode not in (0, 1):
         statuses["(run)"] = (False, f"exit {r.returncode}: {r.stderr[-300:]}")
     return statuses

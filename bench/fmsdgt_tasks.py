@@ -121,7 +121,7 @@ def outcome(folder: Path, doc: dict[str, Any], target: int) -> tuple[bool, str]:
 
 
 def run(
-    files: list[Path], data: Path, target: int, timeout: float, engine: str
+    files: list[Path], data: Path, target: int, timeout: float, engine: str, calls: int | None = None
 ) -> dict[str, tuple[bool, str]]:
     """Run ``files`` together; per task_name: (ran to its target, what happened)."""
     out_dir = Path(tempfile.mkdtemp(prefix="fmsdgt-run-"))
@@ -130,6 +130,8 @@ def run(
     override = out_dir / "rows.yaml"
     override.write_text(f"runner_config:\n  max_input_rows: {target}\n")
     args += ["--config-path", str(override)]
+    if calls is not None:
+        args += ["--max-concurrent-calls", str(calls)]
     stub = StubProcess(latency_mean=0.02, latency_sigma=0.5) if engine == "stub" else None
     try:
         if stub is not None:
@@ -190,6 +192,9 @@ def main() -> None:
     p.add_argument("--run", action="store_true", help="also run the files that load")
     p.add_argument("--engine", choices=("stub", "default"), default="stub", help="what --run runs on")
     p.add_argument("--only", nargs="+", default=[], help="run only files whose path contains one of these")
+    p.add_argument(
+        "--max-concurrent-calls", type=int, help="builder calls in flight per task (fewer on a busy CPU)"
+    )
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--markdown", type=Path, help="also write the table to this file")
     a = p.parse_args()
@@ -198,7 +203,9 @@ def main() -> None:
     loaded = [f for f, (ok, _) in checked.items() if ok]
     if a.only:
         loaded = [f for f in loaded if any(part in str(f) for part in a.only)]
-    ran = run(loaded, a.data, a.target, a.timeout, a.engine) if a.run and loaded else {}
+    ran = (
+        run(loaded, a.data, a.target, a.timeout, a.engine, a.max_concurrent_calls) if a.run and loaded else {}
+    )
     command = "python -m bench.fmsdgt_tasks " + shlex.join(sys.argv[1:])
     text = table(a.tasks, checked, ran, a.target, command, a.engine if a.run else None)
     print(text)

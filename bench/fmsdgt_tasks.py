@@ -3,7 +3,8 @@
 Usage::
 
     python -m bench.fmsdgt_tasks --tasks /path/to/fms-dgt/tasks --data /path/to/fms-dgt/data \\
-        [--run [--engine stub|default] [--target 3] [--only TEXT ...]] [--markdown FILE]
+        [--run [--engine stub|default] [--target 3] [--only TEXT ...] [--max-concurrent-calls N]]
+        [--markdown FILE]
 
 Every ``*.yaml`` task file under ``--tasks`` is validated on its own (``--validate``, with
 ``DGT_DATA_DIR`` set to ``--data``): it loads, or the first line of what is unsupported is

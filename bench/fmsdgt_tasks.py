@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import re
 import shlex
@@ -129,10 +130,14 @@ def run(
     args = ["--task-paths", *map(str, files), "--output-dir", str(out_dir)]
     args += ["--num-outputs-to-generate", str(target)]
     override = out_dir / "rows.yaml"
-    override.write_text(f"runner_config:\n  max_input_rows: {target}\n")
-    args += ["--config-path", str(override)]
+    rc = f"runner_config:\n  max_input_rows: {target}\n"
     if calls is not None:
+        # fewer calls in flight must not make a task give up sooner: a stall is counted in
+        # windows of max_concurrent_calls calls, so keep the default window (5 x 32 calls)
+        rc += f"  max_stalled_attempts: {max(5, math.ceil(160 / calls))}\n"
         args += ["--max-concurrent-calls", str(calls)]
+    override.write_text(rc)
+    args += ["--config-path", str(override)]
     stub = StubProcess(latency_mean=0.02, latency_sigma=0.5) if engine == "stub" else None
     try:
         if stub is not None:
@@ -174,7 +179,8 @@ def table(
             continue
         done, what = ran.get(detail, (False, "not run"))
         cell = f"yes ({what})" if done else ("not run" if what == "not run" else "no")
-        rows.append(f"| `{rel}` | `{detail}` | yes | {cell} | {'' if done else what.replace('|', '/')} |")
+        why = "" if done or what == "not run" else what.replace("|", "/")
+        rows.append(f"| `{rel}` | `{detail}` | yes | {cell} | {why} |")
     loaded = sum(ok for ok, _ in checked.values())
     complete = sum(done for done, _ in ran.values())
     rows.append("")

@@ -37,6 +37,7 @@ import math
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,9 +49,22 @@ from bench.harness import StubProcess
 
 
 def _cli(args: list[str], data: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process group: past ``timeout`` the whole group is killed (the
+    in-process vLLM engine runs in a child process that would otherwise outlive it) and
+    the return code is -9."""
     env = {**os.environ, "DGT_DATA_DIR": str(data)}
     cmd = [sys.executable, "-m", "fms_dgt.run", "--no-progress", *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\ntimed out after {timeout:.0f} s"
+        return subprocess.CompletedProcess(cmd, -9, out, err)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def validate(files: list[Path], data: Path) -> dict[Path, tuple[bool, str]]:
@@ -152,7 +166,8 @@ def run(
         doc = json.loads(results.read_text())
         statuses[doc["task_name"]] = outcome(results.parent, doc, target)
     if r.returncode not in (0, 1):
-        statuses["(run)"] = (False, f"exit {r.returncode}: {r.stderr[-300:]}")
+        last = r.stderr.strip().splitlines()[-1:] or ["?"]
+        statuses["(run)"] = (False, f"the run ended with exit {r.returncode}: {last[0][:200]}")
     return statuses
 
 
@@ -177,16 +192,17 @@ def table(
         if not ok:
             rows.append(f"| `{rel}` | | no | - | {detail.replace('|', '/')} |")
             continue
-        done, what = ran.get(detail, (False, "not run"))
+        done, what = ran.get(detail, ran.get("(run)", (False, "not run")) if ran else (False, "not run"))
         cell = f"yes ({what})" if done else ("not run" if what == "not run" else "no")
         why = "" if done or what == "not run" else what.replace("|", "/")
         rows.append(f"| `{rel}` | `{detail}` | yes | {cell} | {why} |")
     loaded = sum(ok for ok, _ in checked.values())
-    complete = sum(done for done, _ in ran.values())
+    complete = sum(done for name, (done, _) in ran.items() if name != "(run)")
+    tried = sum(ok for ok, _ in checked.values()) if "(run)" in ran else len(ran)
     rows.append("")
     summary = f"{loaded} of {len(checked)} files load"
     if engine:
-        summary += f"; {complete} of {len(ran)} run to their target of {target} on {where}"
+        summary += f"; {complete} of {tried} run to their target of {target} on {where}"
     rows.append(summary + ".")
     return "\n".join(rows)
 

@@ -81,3 +81,10 @@ def test_runs_to_target_on_the_stub(tree: Path, tmp_path: Path) -> None:
     stalls = rows["`public/stalls/task.yaml`"]
     assert "| yes | no |" in stalls and "stalled" in stalls and "requests failed" in stalls
     assert "2 of 3 files load; 1 of 2 run to their target of 2 on the loopback stub server." in printed
+
+
+def test_a_run_past_its_timeout_is_killed_and_said(tree: Path, tmp_path: Path) -> None:
+    printed, _ = measure(tree, tmp_path, "--run", "--timeout", "1")
+    row = next(ln for ln in printed.splitlines() if ln.startswith("| `public/chit_chat/task.yaml`"))
+    assert "| yes | no |" in row and "timed out after 1 s" in row
+    assert "0 of 1 run to their target" in printed

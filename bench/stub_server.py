@@ -15,8 +15,10 @@ What it does:
   the stated mean to within a fraction of a percent and the utilization ratio measures the
   framework rather than sampling luck; ``--sampling random`` draws i.i.d. instead.
 * Answers are unique and shaped like the builder expects: when the request carries a
-  ``response_format`` JSON schema, an object with every string property filled (question-like
-  fields end with "?"); otherwise plain text. 20-60 words per answer; ``n`` is honoured;
+  ``response_format`` JSON schema, an object valid for it (every property; enums, numbers
+  within bounds, arrays of the asked length, nested objects and ``$ref``; strings are
+  sentences, question-like fields end with "?"; a string ``pattern`` is not followed);
+  otherwise plain text. 20-60 words per answer; ``n`` is honoured;
   ``usage`` reports tokens (words stand in for tokens).
 * ``GET /stats``: requests served, first request / last response wall-clock times and their
   span, mean (time-weighted) and maximum requests in flight, requests abandoned by the
@@ -104,20 +106,70 @@ class TextMaker:
         return " ".join(words) + ("?" if question else ".")
 
     def answer(self, request: dict[str, Any]) -> str:
-        """One completion for ``request``: a JSON object if it asked for one, else text."""
+        """One completion for ``request``: a JSON object valid for its schema if it asked for
+        one, else text."""
         fmt = request.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
             schema = (fmt.get("json_schema") or {}).get("schema") or {}
-            props = schema.get("properties") or {"question": {}, "answer": {}}
-            strings = [k for k, v in props.items() if v.get("type", "string") == "string"]
-            obj: dict[str, Any] = {}
-            for key in strings:
-                if key in QUESTION_FIELDS:
-                    obj[key] = self.sentence(8, 20, question=True)
-                else:
-                    obj[key] = self.sentence(12, 40)
-            return orjson.dumps(obj).decode()
+            if not schema.get("properties") and not schema.get("$ref"):
+                schema = {"type": "object", "properties": {"question": {}, "answer": {}}}
+            return orjson.dumps(self.value(schema, schema)).decode()
         return self.sentence(20, 60)
+
+    def value(self, schema: dict[str, Any], root: dict[str, Any], key: str = "") -> Any:
+        """A value valid for the JSON schema ``schema`` (``root`` holds its ``$defs``), as a
+        structured-output server's would be: every property of an object, an allowed label
+        of an enum, a number within its bounds, as many array items as the bounds ask.
+        Strings are unique sentences (questions for question-like keys); a string
+        ``pattern`` is not followed (a builder constraining text by regex rejects it)."""
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            target: Any = root
+            for part in ref[2:].split("/"):
+                target = target.get(part, {}) if isinstance(target, dict) else {}
+            return self.value({**target, **{k: v for k, v in schema.items() if k != "$ref"}}, root, key)
+        if "const" in schema:
+            return schema["const"]
+        if schema.get("enum"):
+            return self._rng.choice(schema["enum"])
+        for combo in ("anyOf", "oneOf", "allOf"):
+            options = [o for o in schema.get(combo) or [] if o.get("type") != "null"]
+            if options:
+                return self.value(options[0], root, key)
+        kind = schema.get("type", "string")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "string")
+        if kind == "object":
+            props = schema.get("properties") or {}
+            return {name: self.value(sub, root, name) for name, sub in props.items()}
+        if kind == "array":
+            lo = int(schema.get("minItems", 1))
+            hi = int(schema.get("maxItems", max(lo, 3)))
+            count = self._rng.randint(lo, max(lo, min(hi, lo + 2)))
+            return [self.value(schema.get("items") or {}, root, key) for _ in range(count)]
+        if kind in ("integer", "number"):
+            lo = math.ceil(schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1))
+            hi = math.floor(schema.get("maximum", schema.get("exclusiveMaximum", lo + 11) - 1))
+            num = self._rng.randint(lo, max(lo, hi))
+            return num if kind == "integer" else float(num)
+        if kind == "boolean":
+            return self._rng.random() < 0.5
+        if kind == "null":
+            return None
+        return self.text(schema, key)
+
+    def text(self, schema: dict[str, Any], key: str) -> str:
+        """A unique sentence within the string's length bounds."""
+        question = key in QUESTION_FIELDS
+        lo_chars = int(schema.get("minLength", 0))
+        hi_chars = int(schema.get("maxLength", 10_000))
+        out = self.sentence(8, 20, question=True) if question else self.sentence(12, 40)
+        while len(out) < lo_chars:
+            out = out[:-1] + " " + self.sentence(8, 20, question=question).lower()
+        if len(out) > hi_chars:
+            cut = out[: hi_chars - 1].rsplit(" ", 1)[0] if " " in out[: hi_chars - 1] else out[: hi_chars - 1]
+            out = cut + ("?" if question else ".")
+        return out
 
 
 @dataclass

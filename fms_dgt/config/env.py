@@ -9,6 +9,8 @@ additionally masks values of secret-looking keys (``api_key: sk-...``) written l
 ``$${`` stands for a literal ``${``. An unset variable without a default is a config error
 naming the field, never a silent empty string sent as a credential; the format's folder
 variables ``DGT_DATA_DIR`` and ``DGT_OUTPUT_DIR`` default to ``./data`` and ``./output``.
+Those two name folders, not credentials, and are not redacted: an error about a missing
+``${DGT_DATA_DIR}/seeds.jsonl`` must show the path that was looked at.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def _expand_string(value: str, doc: YamlDoc | None, key: Key) -> str:
             )
         name, default = match.group(1), match.group(2)
         if name in os.environ:
-            if os.environ[name]:
+            if os.environ[name] and name not in BUILTIN_DEFAULTS:  # a folder is no secret
                 SECRET_VALUES.add(os.environ[name])
             out.append(os.environ[name])
         elif default is not None:

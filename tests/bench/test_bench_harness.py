@@ -120,3 +120,41 @@ def test_near_dedup_is_added_when_a_minhash_block_exists(monkeypatch: Any, tmp_p
     if path is not None:  # None when the simple builder already runs minhash itself
         assert "type: minhash_dedup" in path.read_text()
     assert "minhash_dedup" in harness.dedup_blocks()
+
+
+def test_json_answers_are_valid_for_their_schema() -> None:
+    """Enums, bounded numbers, arrays of the asked length, nested objects and $ref: a
+    builder asking for labels or scores gets them, as from a structured-output server."""
+    import jsonschema
+
+    from bench.stub_server import TextMaker
+
+    schema = {
+        "type": "object",
+        "$defs": {"Tag": {"type": "object", "properties": {"label": {"enum": ["good", "bad"]}}}},
+        "properties": {
+            "difficulty": {"type": "string", "enum": ["easy", "medium", "hard"]},
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+            "ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 2},
+            "requests": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 60},
+                "minItems": 5,
+                "maxItems": 5,
+            },
+            "tag": {"$ref": "#/$defs/Tag"},
+            "maybe": {"anyOf": [{"type": "null"}, {"type": "boolean"}]},
+            "question": {"type": "string", "minLength": 200},
+        },
+        "required": ["difficulty", "score", "requests", "tag"],
+    }
+    maker = TextMaker(seed=3)
+    request = {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}
+    seen = set()
+    for _ in range(30):
+        obj = json.loads(maker.answer(request))
+        jsonschema.validate(obj, schema)
+        assert len(set(obj["requests"])) == 5 and isinstance(obj["maybe"], bool)
+        assert obj["question"].endswith("?")
+        seen.add(obj["score"])
+    assert seen == {1, 2, 3, 4, 5}

@@ -68,7 +68,7 @@ def test_loads_per_file_with_the_reason(tree: Path, tmp_path: Path) -> None:
     rows = {ln.split("|")[1].strip(): ln for ln in printed.splitlines() if ln.startswith("| `")}
     assert "| yes | not run |" in rows["`public/chit_chat/task.yaml`"]
     tools = rows["`public/tools/task.yaml`"]
-    assert "| no |" in tools and "tool_calling/multi_turn/stateless" in tools and "'conversation'" in tools
+    assert "| no |" in tools and "tool_calling/multi_turn/stateless" in tools and "'tool_calling'" in tools
     assert "1 of 2 files load." in printed
 
 

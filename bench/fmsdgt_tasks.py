@@ -162,9 +162,15 @@ def run(
         if stub is not None:
             stub.stop()
     statuses: dict[str, tuple[bool, str]] = {}
+    timed_out = r.stderr.rstrip().endswith(f"timed out after {timeout:.0f} s")
     for results in out_dir.rglob("task_results.json"):
         doc = json.loads(results.read_text())
-        statuses[doc["task_name"]] = outcome(results.parent, doc, target)
+        done, what = outcome(results.parent, doc, target)
+        # a task the kill caught mid-run says so (its results still read "running")
+        statuses[doc["task_name"]] = (
+            done,
+            what if done or not timed_out else f"timed out after {timeout:.0f} s: {what}",
+        )
     if r.returncode not in (0, 1):
         last = r.stderr.strip().splitlines()[-1:] or ["?"]
         statuses["(run)"] = (False, f"the run ended with exit {r.returncode}: {last[0][:200]}")

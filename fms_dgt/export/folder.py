@@ -63,9 +63,14 @@ def check_task_dir(task_dir: Path) -> None:
     if not task_dir.is_dir():
         raise ExportError(f"'{task_dir}' does not exist or is not a folder")
     if not is_task_dir(task_dir):
+        inside = sorted(p.parent for p in task_dir.rglob("task_results.json") if is_task_dir(p.parent))
+        found = ""
+        if inside:  # an output_dir was given: name its tasks
+            shown = ", ".join(f"'{p}'" for p in inside[:5]) + (" ..." if len(inside) > 5 else "")
+            found = f"; it holds the task folder(s) {shown}: export one of them"
         raise ExportError(
             f"'{task_dir}' is not a task's output folder (expected <output_dir>/<task_name>/ holding "
-            "task_results.json and final_data.jsonl or final_data.parquet)"
+            f"task_results.json and final_data.jsonl or final_data.parquet){found}"
         )
     if store_format(task_dir, FINAL) is None:
         raise ExportError(

@@ -180,6 +180,13 @@ def test_not_a_task_folder_is_exit_2(tmp_path: Path) -> None:
     assert export_main([str(tmp_path / "missing"), str(tmp_path / "ds")]) == 2
 
 
+def test_an_output_dir_given_for_a_task_folder_names_its_tasks(tmp_path: Path, capsys) -> None:
+    task = _fake_task(tmp_path / "out" / "a" / "b", {"task_name": "a/b"}, [{"id": "1", "text": "x"}])
+    assert export_main([str(tmp_path / "out"), str(tmp_path / "ds")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a task's output folder" in err and f"'{task}': export one of them" in err
+
+
 def test_target_holding_other_files_is_refused(tmp_path: Path) -> None:
     task = _fake_task(tmp_path / "fake", {"task_name": "fake"}, [{"id": "1", "text": "x"}])
     (tmp_path / "ds").mkdir()

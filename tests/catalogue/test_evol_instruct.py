@@ -23,6 +23,7 @@ REASONS = {
     "identical to its parent",
     "empty instruction",
     "the model echoed the prompt instead of writing an instruction",
+    "repeats itself",  # a documented reason the sampled model sometimes earns
 }
 
 

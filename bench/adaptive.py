@@ -3,15 +3,16 @@ has a concurrency quota it does not announce.
 
 The fault server (``tests/support/fault_server.py``, in its own process) answers 429 to any
 request that arrives while 24 are being answered, and answers the others after 50 ms. The
-engine is told it may keep up to 128 in flight (``max_concurrency: 128``, the ceiling) and
-sends 2,000 short chat requests at once. Targets: over the second half of the run the
+engine is given no ``max_concurrency`` (as a user who does not know the quota) and sends
+2,000 short chat requests at once. Targets: over the second half of the run the
 engine keeps between 16 and 32 requests in flight, and under 5% of the requests are
 answered 429 (every request must succeed in the end: a 429 is retried).
 
 Printed per variant (the default first; the others show what the adaptation is worth):
 
-* ``default``: adaptive, starting at 32 (the engine's start for any ceiling above it);
-* ``start 128``: adaptive, but starting at the ceiling (a private knob), the worst case;
+* ``default``: ``max_concurrency`` not set: adaptive, starting at 32 under a ceiling of 256;
+* ``start 128``: ``max_concurrency: 128`` given: adaptive, starting at 128 (the worst case
+  for this server);
 * ``fixed 128``: adaptation off (``adaptive_concurrency: false``), the old behaviour.
 
 Columns: requests answered 429 (and their share of the 2,000), mean requests in flight in
@@ -32,8 +33,6 @@ from typing import Any
 
 from bench.harness import print_table, verdict
 from fms_dgt.engines import LMRequest
-from fms_dgt.engines.admission import Admission
-from fms_dgt.engines.concurrency import InFlightLimit
 from fms_dgt.engines.openai_engine import OpenAIEngine
 from tests.support.server_process import ServerProcess
 
@@ -59,11 +58,9 @@ def run_variant(url: str, requests: int, ceiling: int, mode: str) -> dict[str, A
         "fake",
         base_url=url,
         api_key="sk-bench",
-        max_concurrency=ceiling,
+        max_concurrency=None if mode == "default" else ceiling,
         adaptive_concurrency=mode != "fixed",
     )
-    if mode == "start-ceiling":
-        engine._make_admission = lambda: Admission(InFlightLimit(ceiling, ceiling))  # type: ignore[method-assign]
     samples: list[tuple[float, int, float]] = []
 
     async def sample() -> None:
@@ -146,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--quota", type=int, default=24, help="the server answers 429 beyond this many in flight")
     p.add_argument("--latency", type=float, default=0.05, help="seconds per answered request")
-    p.add_argument("--ceiling", type=int, default=128, help="the engine's max_concurrency")
+    p.add_argument("--ceiling", type=int, default=128, help="max_concurrency of the start-128 and fixed variants")
     args = p.parse_args(argv)
     s = run(args.requests, args.quota, args.latency, args.ceiling)
     report(s)

@@ -162,11 +162,13 @@ class OpenAIEngine(Engine):
         return self.rpm is not None or self.tpm is not None
 
     def _make_admission(self) -> Admission:
-        """The in-flight limit (adaptive unless turned off: it starts at the usual 32, or
-        the ceiling if lower, and finds the server's limit from its 429s) and the rate
-        limits of the block."""
+        """The in-flight limit and the rate limits of the block. Adaptive unless turned off:
+        it starts at ``max_concurrency`` when the block gives one (the user asked for that
+        many: ramping up to it would idle a server that takes them) and at the usual 32
+        otherwise, and finds the server's limit from its 429s."""
         ceiling = self.max_concurrency
-        start = min(ceiling, DEFAULT_MAX_CONCURRENCY) if self.adaptive_concurrency else ceiling
+        given = self.max_concurrency_given is not None
+        start = ceiling if given or not self.adaptive_concurrency else min(ceiling, DEFAULT_MAX_CONCURRENCY)
         limit = InFlightLimit(start, ceiling, adaptive=self.adaptive_concurrency)
         rates = None
         if self.rpm is not None or self.tpm is not None:

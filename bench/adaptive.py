@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--quota", type=int, default=24, help="the server answers 429 beyond this many in flight")
     p.add_argument("--latency", type=float, default=0.05, help="seconds per answered request")
-    p.add_argument("--ceiling", type=int, default=128, help="max_concurrency of the start-128 and fixed variants")
+    p.add_argument(
+        "--ceiling", type=int, default=128, help="max_concurrency of the start-128 and fixed variants"
+    )
     args = p.parse_args(argv)
     s = run(args.requests, args.quota, args.latency, args.ceiling)
     report(s)

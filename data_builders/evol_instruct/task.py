@@ -7,8 +7,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from fms_dgt import DataPoint, GenerationTask
-from fms_dgt.builders.samplers import CategorySampler, SubcategorySampler
+from fms_dgt import DataPoint
+from fms_dgt.builders.topics import TopicsTask
 from fms_dgt.builders.weighted import draw_new, named_weights
 
 # operator name -> what it does (its prompt is prompts/<name>.j2)
@@ -42,7 +42,7 @@ class EvolvedInstruction(DataPoint):
     response: str | None = None
 
 
-class EvolInstructTask(GenerationTask):
+class EvolInstructTask(TopicsTask):
     """task.yaml keys (besides the usual ones):
 
     - ``generations``: evolution steps per chain (1..10, default 3).
@@ -57,6 +57,10 @@ class EvolInstructTask(GenerationTask):
     - ``respond``: answer each kept instruction with a second request (default false).
     """
 
+    NO_SEEDS = "evol_instruct needs seed instructions to evolve, or topics to start from"
+    NO_SEEDS_HINT = (
+        "add seed_examples: [{instruction: ...}], seed_datastore: {data_path: ...} or topics: [...]"
+    )
     INPUT_DATA_TYPE = SeedInstruction
     OUTPUT_DATA_TYPE = EvolvedInstruction
 
@@ -86,53 +90,9 @@ class EvolInstructTask(GenerationTask):
         self.keep_intermediate = keep_intermediate
         self.respond = respond
         self.operator_weights = named_weights(self, operators, OPERATORS, "operators", "operator")
-        self.topics = self._topics(topics)
-
-    # ---- checking the keys ----------------------------------------------------------------
-    def _topics(self, topics: list[str] | None) -> list[str] | None:
-        sampler = self.samplers.specs.get("topic") if self.samplers else None
-        if topics is not None and sampler is not None:
-            raise self.config_error(
-                "give the topics either as 'topics' or as a sampler named 'topic', not both", "topics"
-            )
-        if sampler is not None and not isinstance(sampler, (CategorySampler, SubcategorySampler)):
-            raise self.config_error(
-                "the 'topic' sampler must be a category or subcategory sampler", "samplers", "topic", "type"
-            )
-        if topics is None:
-            return None
-        if not topics:
-            raise self.config_error("topics is an empty list", "topics", hint="list at least one topic")
-        for i, topic in enumerate(topics):
-            if not topic.strip():
-                raise self.config_error(f"topic {i} is empty", "topics", i)
-        return [t.strip() for t in topics]
+        self.topics = self.read_topics(topics)
 
     # ---- what the builder asks ------------------------------------------------------------
-    @property
-    def from_topics(self) -> bool:
-        """Whether chains start from topics (``topics`` or a ``topic`` sampler)."""
-        return self.topics is not None or bool(self.samplers and "topic" in self.samplers.specs)
-
-    def load_seed_examples(self) -> list[DataPoint]:
-        """Seeds are optional when chains start from topics."""
-        if self._seed_configs == (None, None):
-            if not self.from_topics:
-                raise self.config_error(
-                    "evol_instruct needs seed instructions to evolve, or topics to start from",
-                    hint="add seed_examples: [{instruction: ...}], seed_datastore: {data_path: ...} or topics: [...]",
-                )
-            self.seed_examples = []
-            return []
-        return super().load_seed_examples()
-
-    def topic_for(self, call_index: int) -> str:
-        """The topic of call ``call_index``: the ``topic`` sampler's value, else the
-        ``topics`` in turn (so every topic gets its share)."""
-        if self.topics is not None:
-            return self.topics[call_index % len(self.topics)]
-        return str(self.draw_samples(call_index)["topic"])
-
     def pick_operator(self, rng: random.Random, tried: list[str]) -> str:
         """A weighted draw, preferring operators not tried yet for this step."""
         return draw_new(self.operator_weights, rng, tried)

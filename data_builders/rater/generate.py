@@ -17,8 +17,8 @@ from typing import Any, Literal
 import jinja2
 from pydantic import BaseModel, Field, ValidationError
 
-from fms_dgt import LMRequest, LMResult, PromptTransformer, Rejection, register_data_builder
-from fms_dgt.builders.declarative import as_messages, source_hash
+from fms_dgt import LMResult, PromptTransformer, Rejection, register_data_builder
+from fms_dgt.builders.declarative import source_hash
 
 from .task import DIFFICULTIES, QAPair, RaterTask
 
@@ -55,6 +55,7 @@ def read_rating(text: str) -> tuple[Rating | None, str | None]:
 class Rater(PromptTransformer):
     TASK_TYPE = RaterTask
     OUTPUT = Rating
+    KEEP_INVALID = True  # an answer off the schema is a rejection with its text
     task: RaterTask
 
     def prompt(self, row: QAPair) -> str:
@@ -62,17 +63,6 @@ class Rater(PromptTransformer):
 
     def prompt_hash(self) -> str:
         return TEMPLATE_HASH
-
-    async def ask(self, prompt: str | list[dict[str, Any]], metadata: dict[str, Any]) -> LMResult:
-        """The JSON constraint guides decoding; an answer that still breaks it comes back
-        (``keep_invalid``) so its text is kept with the rejection."""
-        request = LMRequest(
-            messages=as_messages(prompt), constraint=self.constraint, keep_invalid=True, metadata=metadata
-        )
-        return await self.engine.agenerate(request)
-
-    def answers(self, result: LMResult) -> list[Any]:
-        return list(result.texts)
 
     def parse(self, answer: str, row: QAPair) -> Any:
         rating, reason = read_rating(answer)

@@ -18,8 +18,8 @@ from typing import Any
 
 import jinja2
 
-from fms_dgt import Constraint, LMRequest, LMResult, PromptTransformer, Rejection, register_data_builder
-from fms_dgt.builders.declarative import as_messages, source_hash
+from fms_dgt import Constraint, LMResult, PromptTransformer, Rejection, register_data_builder
+from fms_dgt.builders.declarative import source_hash
 
 from .task import Text, TextClassificationTask
 
@@ -32,6 +32,7 @@ MAX_EXPLANATION = 200
 @register_data_builder("text_classification")
 class TextClassification(PromptTransformer):
     TASK_TYPE = TextClassificationTask
+    KEEP_INVALID = True  # an answer off the constraint is a rejection with its text
     task: TextClassificationTask
 
     def prompt(self, row: Text) -> str:
@@ -71,17 +72,6 @@ class TextClassification(PromptTransformer):
             "additionalProperties": False,
         }
         return Constraint(json_schema=schema)
-
-    async def ask(self, prompt: str | list[dict[str, Any]], metadata: dict[str, Any]) -> LMResult:
-        """The constraint guides decoding; an answer that still breaks it comes back
-        (``keep_invalid``) so its text is kept with the rejection."""
-        request = LMRequest(
-            messages=as_messages(prompt), constraint=self.constraint, keep_invalid=True, metadata=metadata
-        )
-        return await self.engine.agenerate(request)
-
-    def answers(self, result: LMResult) -> list[Any]:
-        return list(result.texts)
 
     # ---- reading the answer -----------------------------------------------------------------
     def _label(self, value: Any) -> str | None:

@@ -96,6 +96,9 @@ class _Declarative:
     OUTPUT: ClassVar[type[BaseModel] | None] = None
     ENGINE: ClassVar[str | None] = None  # the engine block's name; None: the first one
     SYSTEM: ClassVar[str | None] = None
+    # True: an answer that breaks the constraint comes back at once as its text (the
+    # constraint still guides decoding) for ``parse`` to read or reject with the raw text
+    KEEP_INVALID: ClassVar[bool] = False
 
     blocks: dict[str, Any]
     task: Any
@@ -120,13 +123,17 @@ class _Declarative:
         """Send one prompt through the engine block, with its configured sampling."""
         engine = self.engine
         request = LMRequest(
-            messages=as_messages(prompt, self.SYSTEM), constraint=self.constraint, metadata=metadata
+            messages=as_messages(prompt, self.SYSTEM),
+            constraint=self.constraint,
+            keep_invalid=self.KEEP_INVALID,
+            metadata=metadata,
         )
         return await engine.agenerate(request)
 
     def answers(self, result: LMResult) -> list[Any]:
-        """Each sample of ``result``: an ``OUTPUT`` instance, or the text."""
-        if self.OUTPUT is None:
+        """Each sample of ``result``: an ``OUTPUT`` instance, or the text (without ``OUTPUT``
+        or with ``KEEP_INVALID``)."""
+        if self.OUTPUT is None or self.KEEP_INVALID:
             return list(result.texts)
         return [self.OUTPUT.model_validate(obj) for obj in result.parsed or []]
 

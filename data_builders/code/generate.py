@@ -95,19 +95,13 @@ class CodeBuilder(PromptBuilder):
             "lineage": {"seed_ids": [e.id for e in examples if e.is_seed]},
         }
 
-    async def __call__(self, request_idx: int, seed_data: Sequence[Any]) -> list[Any]:
+    def samples_for(self, request_idx: int) -> dict[str, Any]:
         samples = self.task.draw_samples(request_idx)
         topic = self.task.topic_for(request_idx)
-        if topic is not None:
-            samples = {**samples, "topic": topic}
-        result = await self.ask(self.prompt(seed_data, samples), {"request_idx": request_idx})
-        if not result.ok:
-            return []  # recorded as a failed request by the engine
-        out: list[Any] = []
-        extra = {"samples": samples} if samples else {}
-        for answer, raw in zip(self.answers(result), result.texts):
-            out += self.records(self.parse(answer, seed_data, samples), result, raw, **extra)
-        return await self.run_tests(out)
+        return {**samples, "topic": topic} if topic is not None else samples
+
+    async def __call__(self, request_idx: int, seed_data: Sequence[Any]) -> list[Any]:
+        return await self.run_tests(await super().__call__(request_idx, seed_data))
 
     async def run_tests(self, produced: list[Any]) -> list[Any]:
         """Run every record's tests at once; a record whose tests do not pass becomes a

@@ -188,8 +188,13 @@ class PromptBuilder(_Declarative, GenerationDataBuilder):
         """Default: the structured answer as one record (or the text as ``text``)."""
         return answer if self.OUTPUT is not None else {"text": answer}
 
+    def samples_for(self, request_idx: int) -> dict[str, Any]:
+        """The values the prompt of call ``request_idx`` gets (default: the task's sampler
+        draws); they are kept in each record's lineage."""
+        return typing.cast(dict[str, Any], self.task.draw_samples(request_idx))
+
     async def __call__(self, request_idx: int, seed_data: Sequence[Any]) -> list[Any]:
-        samples = self.task.draw_samples(request_idx)
+        samples = self.samples_for(request_idx)
         result = await self.ask(self.prompt(seed_data, samples), {"request_idx": request_idx})
         if not result.ok:
             return []  # recorded as a failed request by the engine

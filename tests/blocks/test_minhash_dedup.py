@@ -72,4 +72,6 @@ def test_registered_and_validated() -> None:
         MinHashDedup(threshold=1.5)
     with pytest.raises(ValueError, match="bands"):
         MinHashDedup(bands=500)
-    assert MinHashDedup(bands=16).rows == 8
+    assert MinHashDedup(bands=16, num_perm=128).rows == 8
+    with pytest.raises(ValueError, match="num_perm"):
+        MinHashDedup(num_perm=1)

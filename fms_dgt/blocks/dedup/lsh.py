@@ -148,12 +148,14 @@ class BandHasher:
         self.bands, self.rows = bands, rows
         self.mul = rng.integers(0, 2**64, size=(bands, rows), dtype=np.uint64) | np.uint64(1)
         self.add = rng.integers(0, 2**64, size=bands, dtype=np.uint64)
+        self._flat_mul = self.mul.reshape(-1)
+        self._starts = np.arange(0, bands * rows, rows)
 
     def keys(self, sig: np.ndarray) -> list[int]:
         """One signed 32-bit key per band of ``sig`` (uint32 MinHash values)."""
-        vals = sig[: self.bands * self.rows].reshape(self.bands, self.rows).astype(np.uint64)
-        vals *= self.mul
-        h = vals.sum(axis=1, dtype=np.uint64) + self.add
+        vals = sig[: self.bands * self.rows].astype(np.uint64)
+        vals *= self._flat_mul
+        h = np.add.reduceat(vals, self._starts) + self.add
         return (h >> _SHIFT32).astype(np.uint32).view(np.int32).tolist()
 
 

@@ -83,6 +83,7 @@ class MinHashDedup(FilterBlock):
         self.index = HashIndex(with_ids=True, compact=True)
         self.sketches = SketchStore(self.plan.num_perm, self.plan.bits)
         self._last: tuple[Any, np.ndarray, list[int]] | None = None
+        self._pack: tuple[np.ndarray, np.ndarray] | None = None
 
     def signature(self, text: str) -> np.ndarray:
         """The MinHash signature of ``text`` (also used by the metrics and the bench)."""
@@ -106,7 +107,7 @@ class MinHashDedup(FilterBlock):
         if not cands:
             return None
         rows = sorted(cands)
-        agree = self.sketches.agreements(rows, sig)
+        agree = self.sketches.agreements(rows, sig, self._packed(sig))
         best = int(np.argmax(agree))
         if agree[best] < self.plan.min_matches:
             return None
@@ -121,12 +122,18 @@ class MinHashDedup(FilterBlock):
             return f"near duplicate (Jaccard >= {self.threshold:g})"
         return None
 
+    def _packed(self, sig: np.ndarray) -> np.ndarray:
+        # the sketch of the record in hand, packed once for verification and for accept
+        if self._pack is None or self._pack[0] is not sig:
+            self._pack = (sig, self.sketches.pack(sig))
+        return self._pack[1]
+
     def accept(self, record: Any) -> None:
         sig, keys = self._prepare(record)
-        self.index.add(keys, self.sketches.add(sig))
-        self._last = None
+        self.index.add(keys, self.sketches.add(sig, self._packed(sig)))
+        self._last = self._pack = None
 
     def reset(self) -> None:
         self.index.clear()
         self.sketches.clear()
-        self._last = None
+        self._last = self._pack = None

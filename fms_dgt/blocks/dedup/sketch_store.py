@@ -46,24 +46,32 @@ class SketchStore:
         low = (sig & int(self._mask)).astype(np.uint8)
         if self.pad:
             low = np.concatenate((low, np.zeros(self.pad, dtype=np.uint8)))
-        low = low.reshape(self.width, self.per_byte)
-        out = low[:, 0].copy()
+        if self.per_byte == 1:
+            return low
+        if self.per_byte == 2:  # the default: two strided reads, one shift, one or
+            return low[0::2] | (low[1::2] << np.uint8(4))
+        grid = low.reshape(self.width, self.per_byte)
+        out = grid[:, 0].copy()
         for k in range(1, self.per_byte):
-            out |= low[:, k] << np.uint8(self.bits * k)
+            out |= grid[:, k] << np.uint8(self.bits * k)
         return out
 
-    def add(self, sig: np.ndarray) -> int:
-        """Store ``sig``'s sketch; returns its row number."""
+    def add(self, sig: np.ndarray, packed: np.ndarray | None = None) -> int:
+        """Store ``sig``'s sketch (``packed``: its ``pack`` already computed); returns its row
+        number."""
         if self._n == len(self._rows):
             capacity = max(_MIN_ROWS, int(self._n * _GROWTH) + 1)
             self._rows.resize((capacity, self.width), refcheck=False)  # in place, zero-filled
-        self._rows[self._n] = self.pack(sig)
+        self._rows[self._n] = self.pack(sig) if packed is None else packed
         self._n += 1
         return self._n - 1
 
-    def agreements(self, rows: Sequence[int], sig: np.ndarray) -> np.ndarray:
+    def agreements(
+        self, rows: Sequence[int], sig: np.ndarray, packed: np.ndarray | None = None
+    ) -> np.ndarray:
         """How many of the ``num_perm`` values of each stored row agree with ``sig``'s."""
-        diff = self._rows[np.asarray(rows, dtype=np.int64)] ^ self.pack(sig)
+        mine = self.pack(sig) if packed is None else packed
+        diff = self._rows[np.asarray(rows, dtype=np.int64)] ^ mine
         if self.bits == 8:
             unequal = np.count_nonzero(diff, axis=1)
         else:

@@ -6,8 +6,10 @@ caught with probability >= 95%; a pair at or below ``t - 0.1`` is flagged with p
 
 1. **Candidates** (recall): banded LSH over the MinHash signature. A pair at similarity ``s``
    shares at least one of ``b`` bands of ``r`` rows with probability ``1 - (1 - s**r)**b``
-   (the S-curve); ``b`` and ``r`` are chosen so that this is >= 99% at ``s = t``.
-2. **Verification** (precision): each candidate's stored sketch (the low ``bits`` bits of its
+   (the S-curve); ``b`` and ``r`` are chosen so that this is >= 99% at ``s = t`` with as few
+   bands as keep unrelated texts from becoming candidates (each band costs the process 8
+   bytes per record: 9 bands of 4 rows at 0.8).
+2. **Verification** (precision): each candidate's stored sketch (in a file, ``sketch_store``) (the low ``bits`` bits of its
    ``num_perm`` MinHash values) is compared with the new record's. For a pair at similarity
    ``J`` each value agrees with probability ``p(J) = J + (1 - J) / 2**bits`` (equal minima,
    or unequal minima whose low bits happen to agree), so the number of agreements is
@@ -21,7 +23,9 @@ on "equal" with probability J. Telling J = 0.8 (caught 96% of the time) from J =
 flags a 0.7 pair 10% of the time when it catches 95% at 0.8. No band layout can do better
 than the count test, so the default ``num_perm`` is the smallest multiple of 32 for which the
 two binomial tails separate (see ``plan``). Union bound: recall >= LSH recall + verification
-recall - 1 >= 0.99 + 0.96 - 1.
+recall - 1 >= 0.99 + 0.96 - 1; and a pair is flagged only if it passes verification, so the
+false-positive rate is at most the verification's. Neither bound needs the two stages to be
+independent, which is why the bands may reuse the first values of the signature.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ FP_TARGET = 0.008  # P(a pair at threshold - 0.1 passes verification), below the
 GAP = 0.1  # the contract's distance between "caught" and "not flagged"
 SKETCH_BITS = 4  # low bits kept per MinHash value for verification (num_perm / 2 bytes per record)
 BACKGROUND = 0.25  # unrelated texts are taken at this fraction of the threshold ...
-BAND_COLLISION = 1e-4  # ... and share one given band with at most this probability
+BAND_COLLISION = 2e-3  # ... and share one given band with at most this probability
 MAX_AUTO_PERM = 1024
 
 
@@ -115,8 +119,10 @@ def tail(n: int, p: float) -> np.ndarray:
 def choose_lsh(threshold: float, num_perm: int, recall: float = LSH_RECALL) -> tuple[int, int]:
     """(bands, rows) for the candidate stage: rows enough that unrelated texts (at
     ``BACKGROUND`` x the threshold) share one band with probability <= ``BAND_COLLISION``
-    (few candidates to verify), then the fewest bands reaching ``recall`` at the threshold
-    (each band costs 8 bytes per record). Fewer rows when ``num_perm`` cannot hold them."""
+    (each candidate costs one read of its sketch), then the fewest bands reaching ``recall``
+    at the threshold (each band costs 8 bytes of memory per record; the bands use the first
+    ``bands * rows`` values of the signature, the verification all of them). Fewer rows when
+    ``num_perm`` cannot hold them."""
     background = max(1e-3, BACKGROUND * threshold)
     rows = max(1, math.ceil(math.log(BAND_COLLISION) / math.log(background)))
     for r in range(rows, 0, -1):

@@ -6,8 +6,10 @@ caught with probability >= 95%, a pair at or below ``threshold - 0.1`` flagged <
 time. LSH bands are chosen for recall (>= 99% at the threshold); verification counts how many
 of the two records' ``num_perm`` 4-bit sketch values agree and rejects at ``min_matches``.
 No pairwise comparison beyond the candidates is made, so a record costs about the same
-whatever the number accepted; memory per accepted record is ``num_perm / 2`` bytes of sketch
-plus 8 bytes per band (~260 bytes at 0.8; docs/benchmarks.md, "Dedup").
+whatever the number accepted. Memory per accepted record is 8 bytes per band (72 at 0.8: 9
+bands of 4 rows); the ``num_perm / 2``-byte sketches (192 at 0.8) go to an unlinked temporary
+file read only for candidates (``sketch_store``), released by ``close`` and rebuilt on resume
+with the index (docs/benchmarks.md, "Dedup").
 """
 
 from __future__ import annotations
@@ -137,3 +139,9 @@ class MinHashDedup(FilterBlock):
         self.index.clear()
         self.sketches.clear()
         self._last = self._pack = None
+
+    def close(self) -> None:
+        """Forget the accepted records and release the sketch file (the block stays usable:
+        the next accept starts a new one)."""
+        self.reset()
+        self.sketches.close()

@@ -9,8 +9,9 @@ caught with probability >= 95%; a pair at or below ``t - 0.1`` is flagged with p
    (the S-curve); ``b`` and ``r`` are chosen so that this is >= 99% at ``s = t`` with as few
    bands as keep unrelated texts from becoming candidates (each band costs the process 8
    bytes per record: 9 bands of 4 rows at 0.8).
-2. **Verification** (precision): each candidate's stored sketch (in a file, ``sketch_store``) (the low ``bits`` bits of its
-   ``num_perm`` MinHash values) is compared with the new record's. For a pair at similarity
+2. **Verification** (precision): each candidate's stored sketch (the low ``bits`` bits of its
+   ``num_perm`` MinHash values, read from a file: ``sketch_store``) is compared with the new
+   record's. For a pair at similarity
    ``J`` each value agrees with probability ``p(J) = J + (1 - J) / 2**bits`` (equal minima,
    or unequal minima whose low bits happen to agree), so the number of agreements is
    Binomial(num_perm, p(J)). A candidate is a duplicate when at least ``min_matches`` agree:

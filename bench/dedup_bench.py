@@ -1,8 +1,10 @@
-"""Streaming dedup benchmark: minhash_dedup at 10k/100k/1M records, rouge_dedup at 100k, and
-the recall of rouge_dedup's pruning against exhaustive ROUGE-L on a 5k sample.
+"""Streaming dedup benchmark: minhash_dedup at 10k/100k/1M records, rouge_dedup at 100k, the
+recall of rouge_dedup's pruning against exhaustive ROUGE-L on a 5k sample, and minhash_dedup's
+threshold contract (recall and false positives per Jaccard bin on planted pairs).
 
     python -m bench.dedup_bench                      # the full table (docs/benchmarks.md); exit 1 on a miss
-    python -m bench.dedup_bench --minhash 10000 100000 --rouge 20000 --recall 2000
+    python -m bench.dedup_bench --quick              # no 1M / 100k rouge run: those targets say "not measured"
+    python -m bench.dedup_bench --minhash 10000 100000 --rouge 20000 --recall 2000 --planted 500
 
 Records are synthetic texts of 20-60 words drawn from a Zipf-like vocabulary (so common
 words recur as in real text); a fraction ``--dup-fraction`` are near duplicates: an earlier
@@ -28,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench import dedup_planted
+from bench.dedup_rouge_recall import rouge_recall
 
 REPO = Path(__file__).resolve().parents[1]
 CHUNK = 10_000
@@ -164,84 +169,6 @@ class _DatasketchDedup:
         self.count += 1
 
 
-def rouge_recall(n: int, dup_fraction: float, threshold: float = 0.7) -> dict[str, Any]:
-    """Pairs (i < j) with ROUGE-L F >= threshold found by rouge_dedup's candidates, against
-    all pairs, and the records each rule rejects when streaming."""
-    from fms_dgt.blocks.dedup.rouge import RougeDedup
-    from fms_dgt.metrics.text import LcsMasks, tokenize
-
-    texts = [r["text"] for chunk in records(n, dup_fraction, seed=1) for r in chunk]
-    toks = [tokenize(t) for t in texts]
-    t0 = time.perf_counter()
-    truth: set[tuple[int, int]] = set()
-    for i, j in _overlap_candidates(toks, threshold):
-        if 2 * LcsMasks(toks[i]).lcs(toks[j]) / (len(toks[i]) + len(toks[j])) >= threshold:
-            truth.add((i, j))
-    exhaustive_s = time.perf_counter() - t0
-    block = RougeDedup(fields=["text"], threshold=threshold)
-    found: set[tuple[int, int]] = set()
-    t0 = time.perf_counter()
-    for j, text in enumerate(texts):
-        rec = {"text": text}
-        found.update((i, j) for i, _ in block.matches(rec))
-        block.accept(rec)
-    pruned_s = time.perf_counter() - t0
-    # streaming rejections: j is rejected if a kept earlier record matches it
-    kept_exact = _stream_rejections(n, truth)
-    kept_pruned = _stream_rejections(n, found)
-    return {
-        "n": n,
-        "threshold": threshold,
-        "pairs": len(truth),
-        "found": len(found & truth),
-        "false_pairs": len(found - truth),
-        "pair_recall": round(len(found & truth) / max(1, len(truth)), 4),
-        "rejected_exhaustive": n - len(kept_exact),
-        "rejected_pruned": n - len(kept_pruned),
-        "comparisons": block.comparisons,
-        "all_pairs": n * (n - 1) // 2,
-        "exhaustive_s": round(exhaustive_s, 1),
-        "pruned_s": round(pruned_s, 2),
-    }
-
-
-def _stream_rejections(n: int, pairs: set[tuple[int, int]]) -> set[int]:
-    earlier: dict[int, list[int]] = {}
-    for i, j in pairs:
-        earlier.setdefault(j, []).append(i)
-    kept: set[int] = set()
-    for j in range(n):
-        if not any(i in kept for i in earlier.get(j, ())):
-            kept.add(j)
-    return kept
-
-
-def _overlap_candidates(toks: list[list[str]], t: float) -> Iterator[tuple[int, int]]:
-    """Every pair whose multiset overlap allows ROUGE-L F >= t (LCS <= overlap), computed for
-    all pairs at once with a sparse product: a sound filter, so what passes it and the exact
-    LCS is exactly the exhaustive answer. Falls back to all pairs without scipy."""
-    n = len(toks)
-    try:
-        from scipy import sparse
-    except ImportError:  # pragma: no cover - scipy comes with sentence-transformers
-        yield from ((i, j) for i in range(n) for j in range(i + 1, n))
-        return
-    vocab: dict[tuple[str, int], int] = {}
-    rows, cols = [], []
-    for i, ts in enumerate(toks):
-        seen: dict[str, int] = {}
-        for w in ts:
-            k = seen.get(w, 0)
-            seen[w] = k + 1
-            rows.append(i)
-            cols.append(vocab.setdefault((w, k), len(vocab)))
-    x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, len(vocab)))
-    m = (x @ x.T).tocoo()
-    lengths = np.array([len(ts) for ts in toks])
-    ok = (m.row < m.col) & (m.data >= t * (lengths[m.row] + lengths[m.col]) / 2 - 1e-6)
-    yield from zip(m.row[ok].tolist(), m.col[ok].tolist())
-
-
 def _child(args: list[str]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "bench.dedup_bench", "--child", *args],
@@ -264,9 +191,19 @@ MIN_RECALL = 0.95
 # as the index grows, the price of its >= 95% recall (docs/benchmarks.md, "Dedup")
 MAX_PER_RECORD_GROWTH = 2.0
 LINEAR_KINDS = ("minhash",)
+# --quick (and ``python -m bench.run_all --quick``): the sizes of a smoke test
+QUICK: dict[str, Any] = {
+    "minhash": (10_000, 100_000),
+    "rouge": (2_000, 20_000),
+    "datasketch": (10_000,),
+    "recall_n": 1_000,
+    "planted_pairs": 300,
+}
 
 
-def targets(rows: list[dict[str, Any]], recall: dict[str, Any] | None) -> list[tuple[str, bool | None, str]]:
+def targets(
+    rows: list[dict[str, Any]], recall: dict[str, Any] | None, planted: dict[str, Any] | None = None
+) -> list[tuple[str, bool | None, str]]:
     """Every target: (what, met, figure), with ``met`` None and the figure "not measured"
     where this run did not measure it (a --quick run leaves out the 1M-record size)."""
     out: list[tuple[str, bool | None, str]] = []
@@ -306,6 +243,23 @@ def targets(rows: list[dict[str, Any]], recall: dict[str, Any] | None) -> list[t
         out.append((what, ok, f"{recall['pair_recall']:.1%}, {recall['false_pairs']} false"))
     else:
         out.append((what, None, "not measured"))
+    t = planted["threshold"] if planted else 0.8
+    for kind, what, worst, ok_if in (
+        ("recall", f"minhash caught >= 95% at Jaccard >= {t:g} (planted pairs)", min, lambda x: x >= 0.95),
+        (
+            "false positive",
+            f"minhash flagged < 1% at Jaccard <= {t - 0.1:.2f} (planted pairs)",
+            max,
+            lambda x: x < 0.01,
+        ),
+    ):
+        bins = [r for r in planted["rows"] if r["kind"] == kind] if planted else []
+        if bins:
+            figure = worst(r["flagged"] for r in bins)
+            n = sum(r["pairs"] for r in bins)
+            out.append((what, ok_if(figure), f"worst bin {figure:.2%} ({n:,} pairs)"))
+        else:
+            out.append((what, None, "not measured"))
     return out
 
 
@@ -323,6 +277,7 @@ def run(
     datasketch: list[int] | tuple[int, ...] = (10_000, 100_000),
     recall_n: int = 5_000,
     dup_fraction: float = 0.1,
+    planted_pairs: int = 2_000,
 ) -> dict[str, Any]:
     """Every measurement, each in a fresh child process; ``pass`` is whether all targets held."""
     rows = []
@@ -338,10 +293,12 @@ def run(
                 flush=True,
             )
     recall = rouge_recall(recall_n, dup_fraction) if recall_n else None
-    checks = targets(rows, recall)
+    planted = dedup_planted.measure(0.8, planted_pairs) if planted_pairs else None
+    checks = targets(rows, recall, planted)
     return {
         "runs": rows,
         "recall": recall,
+        "planted": planted,
         "dup_fraction": dup_fraction,
         "targets": [{"target": t, "pass": ok, "figure": f} for t, ok, f in checks],
         "verdict": verdict(checks),
@@ -358,6 +315,8 @@ def report(result: dict[str, Any]) -> None:
             f"{recall['rejected_pruned']} vs {recall['rejected_exhaustive']} exhaustive; "
             f"{recall['comparisons']:,} exact comparisons of {recall['all_pairs']:,} pairs"
         )
+    if result.get("planted"):
+        dedup_planted.report(result["planted"])
     for t in result["targets"]:
         mark = "NOT MEASURED" if t["pass"] is None else "PASS" if t["pass"] else "MISS"
         print(f"  {mark:<12}  {t['target']}: {t['figure']}")
@@ -369,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rouge", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--datasketch", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--recall", type=int, default=5_000, help="sample size for the recall check (0: skip)")
+    ap.add_argument("--planted", type=int, default=2_000, help="planted pairs per Jaccard bin (0: skip)")
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke-test sizes (no 1M run); unmeasured targets say so"
+    )
     ap.add_argument("--dup-fraction", type=float, default=0.1)
     ap.add_argument("--json", help="write all results to this file")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
@@ -376,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(run_stream(args.child[0], int(args.child[1]), args.dup_fraction)))
         return 0
-    result = run(args.minhash, args.rouge, args.datasketch, args.recall, args.dup_fraction)
+    if args.quick:
+        result = run(dup_fraction=args.dup_fraction, **QUICK)
+    else:
+        result = run(args.minhash, args.rouge, args.datasketch, args.recall, args.dup_fraction, args.planted)
     report(result)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

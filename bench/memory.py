@@ -3,9 +3,10 @@
 Two CLI runs of the bench task against an instant stub, 10,000 and 100,000 records, same
 builder, validators, dedup and datastore; peak RSS of each process from ``wait4``. The
 ratio large/small must stay within ±15%. What legitimately grows is the dedup index (8
-bytes per record for exact dedup, the band keys for minhash dedup); everything else
-(in-context pool, datastore handles, postprocessing) is bounded or streamed. With minhash
-dedup available, a second pair of runs with exact dedup only separates the two.
+bytes per record for exact dedup, 8 per LSH band for minhash dedup, whose verification
+sketches go to a temporary file outside the process's memory); everything else (in-context
+pool, datastore handles, postprocessing) is bounded or streamed. With minhash dedup
+available, a second pair of runs with exact dedup only separates the two.
 """
 
 from __future__ import annotations

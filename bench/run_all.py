@@ -86,12 +86,7 @@ STEPS: list[Step] = [
     ),
     (
         "dedup",
-        lambda q: dedup_bench.run(
-            minhash=(10_000, 100_000) if q else (10_000, 100_000, 1_000_000),
-            rouge=(2_000, 20_000) if q else (10_000, 100_000),
-            datasketch=(10_000,) if q else (10_000, 100_000),
-            recall_n=1_000 if q else 5_000,
-        ),
+        lambda q: dedup_bench.run(**dedup_bench.QUICK) if q else dedup_bench.run(),
         dedup_bench.report,
         lambda s: (
             "; ".join(f"{t['target'].split(' <=')[0]} {t['figure']}" for t in s["targets"][:3])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fms_dgt.blocks.dedup.hash_index import HashIndex
-from fms_dgt.blocks.dedup.lsh import MinHasher, ShingleHasher, band_keys, choose_bands, words
+from fms_dgt.blocks.dedup.lsh import BandHasher, MinHasher, ShingleHasher, band_keys, choose_bands, words
 
 
 def _jaccard(a: set, b: set) -> float:
@@ -89,9 +89,12 @@ def test_hash_index_survives_folds(with_ids: bool) -> None:
     assert len(idx) == 0 and not idx.contains_any(keys[:10])
 
 
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize("with_ids", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_hash_index_matches_a_dict_through_every_tier(with_ids: bool, seed: int, monkeypatch) -> None:
+def test_hash_index_matches_a_dict_through_every_tier(
+    with_ids: bool, seed: int, compact: bool, monkeypatch
+) -> None:
     """Random adds (some keys repeated, so one key holds several ids) across many fresh
     folds, run merges and in-place main merges: membership and ids always equal a dict's."""
     rng = random.Random(seed)
@@ -99,17 +102,23 @@ def test_hash_index_matches_a_dict_through_every_tier(with_ids: bool, seed: int,
 
     monkeypatch.setattr(hash_index, "_MOVE_BLOCK", rng.choice([1, 3, 1 << 16]))  # many blocks per merge
     idx = HashIndex(
-        with_ids=with_ids, fresh_limit=rng.choice([1, 3, 16]), min_main=rng.choice([1, 16, 50, 200])
+        with_ids=with_ids,
+        fresh_limit=rng.choice([1, 3, 16]),
+        min_main=rng.choice([1, 16, 50, 200]),
+        compact=compact,
     )
+    bits = 31 if compact else 63
     ref: dict[int, set[int]] = {}
-    pool = [rng.randrange(-(2**63), 2**63) for _ in range(300)]
+    pool = [rng.randrange(-(2**bits), 2**bits) for _ in range(300)]
     for item in range(1500):
-        keys = [rng.choice(pool) if rng.random() < 0.3 else rng.randrange(-(2**63), 2**63) for _ in range(4)]
+        keys = [
+            rng.choice(pool) if rng.random() < 0.3 else rng.randrange(-(2**bits), 2**bits) for _ in range(4)
+        ]
         idx.add(keys, item)
         for k in keys:
             ref.setdefault(k, set()).add(item)
         if item % 50 == 49:
-            probe = [*rng.sample(sorted(ref), 5), rng.randrange(-(2**63), 2**63)]
+            probe = [*rng.sample(sorted(ref), 5), rng.randrange(-(2**bits), 2**bits)]
             assert idx.contains_any(probe)
             assert idx.contains_any(probe[-1:]) == (probe[-1] in ref)
             if with_ids:
@@ -134,3 +143,14 @@ def test_hash_index_memory_is_about_8_bytes_per_key() -> None:
     assert len(idx) == 1_000_000
     assert held / len(idx) < 8 * 1.3
     assert idx.contains_any(keys[123_456:123_457].tolist())
+
+
+def test_band_hasher_is_deterministic_and_band_specific() -> None:
+    sig = np.arange(96, dtype=np.uint32)
+    a, b = BandHasher(16, 6, seed=1), BandHasher(16, 6, seed=1)
+    assert a.keys(sig) == b.keys(sig) and len(set(a.keys(sig))) == 16
+    other = sig.copy()
+    other[7] += 1  # band 1 changes, the others do not
+    changed = [x != y for x, y in zip(a.keys(sig), a.keys(other))]
+    assert changed == [i == 1 for i in range(16)]
+    assert all(-(2**31) <= k < 2**31 for k in a.keys(sig))

@@ -34,12 +34,20 @@ Run = tuple[np.ndarray, np.ndarray]  # sorted keys, their ids (empty without ids
 
 
 class HashIndex:
-    """Signed 64-bit keys, with the ids inserted under each when ``with_ids`` is set."""
+    """Signed 64-bit keys, with the ids inserted under each when ``with_ids`` is set.
 
-    def __init__(self, with_ids: bool = False, fresh_limit: int = 16384, min_main: int = 1 << 16) -> None:
+    ``compact``: 32-bit keys and ids (8 bytes per entry with ids instead of 16), for callers
+    whose keys are 32-bit hashes whose collisions are harmless (``minhash_dedup`` verifies
+    every candidate) and whose ids stay below 2**31.
+    """
+
+    def __init__(
+        self, with_ids: bool = False, fresh_limit: int = 16384, min_main: int = 1 << 16, compact: bool = False
+    ) -> None:
         if fresh_limit < 1 or min_main < 1:
             raise ValueError("fresh_limit and min_main must be >= 1")
         self.with_ids = with_ids
+        self.dtype = np.int32 if compact else np.int64
         self.fresh_limit, self.min_main = fresh_limit, min_main
         self.clear()
 
@@ -52,8 +60,8 @@ class HashIndex:
         self._fresh_ids: list[int] = []
         self._runs: list[Run | None] = []  # binary counter, newest data in the lowest runs
         self._in_runs = 0
-        self._main_keys = np.empty(0, dtype=np.int64)  # capacity >= self._n; [:_n] is sorted
-        self._main_ids = np.empty(0, dtype=np.int64)
+        self._main_keys = np.empty(0, dtype=self.dtype)  # capacity >= self._n; [:_n] is sorted
+        self._main_ids = np.empty(0, dtype=self.dtype)
         self._n = 0
 
     # ---- writes ----------------------------------------------------------------------
@@ -76,9 +84,9 @@ class HashIndex:
             self._fold_fresh()
 
     def _fold_fresh(self) -> None:
-        keys = np.array(self._fresh_keys, dtype=np.int64)
+        keys = np.array(self._fresh_keys, dtype=self.dtype)
         order = np.argsort(keys, kind="stable")  # stable: ids of one key stay in insertion order
-        ids = np.array(self._fresh_ids, dtype=np.int64)[order] if self.with_ids else keys[:0]
+        ids = np.array(self._fresh_ids, dtype=self.dtype)[order] if self.with_ids else keys[:0]
         run: Run = (keys[order], ids)
         self._fresh.clear()
         self._fresh_keys.clear()
@@ -154,7 +162,7 @@ class HashIndex:
         parts = self._sorted_parts()
         if not parts:
             return False
-        q = np.array(keys, dtype=np.int64)
+        q = np.array(keys, dtype=self.dtype)
         for arr, _ in parts:
             i = np.minimum(np.searchsorted(arr, q), len(arr) - 1)
             if (arr[i] == q).any():
@@ -172,14 +180,15 @@ class HashIndex:
         parts = self._sorted_parts()
         if not parts:
             return found
-        q = np.array(keys, dtype=np.int64)
+        q = np.array(keys, dtype=self.dtype)
         for arr, arr_ids in parts:
-            lo = np.searchsorted(arr, q)
-            hit = np.flatnonzero(lo < len(arr))
-            hit = hit[arr[lo[hit]] == q[hit]]
-            if len(hit):
-                hi = np.searchsorted(arr, q[hit], side="right")
-                for a, b in zip(lo[hit].tolist(), hi.tolist()):
+            # the common case is no hit: four numpy calls per sorted part, then done
+            lo = arr.searchsorted(q)
+            eq = arr[np.minimum(lo, len(arr) - 1)] == q
+            if eq.any():
+                hit = q[eq]
+                hi = arr.searchsorted(hit, side="right")
+                for a, b in zip(lo[eq].tolist(), hi.tolist()):
                     found.update(arr_ids[a:b].tolist())
         return found
 

@@ -133,6 +133,32 @@ def choose_bands(threshold: float, num_perm: int, fn_weight: float = 0.5) -> tup
     return best
 
 
+class BandHasher:
+    """32-bit LSH band keys for one (bands, rows) layout, all bands in one numpy expression.
+
+    Band ``i``'s key is the top 32 bits of ``sum_j m[i, j] * v[i, j] + c[i]`` (mod 2**64) over
+    its ``rows`` values ``v``: a multilinear hash with random 64-bit multipliers per band, so
+    equal bands give equal keys and unequal ones collide with probability ~2**-32 (a
+    collision only sends a candidate to verification, it never decides). 32-bit keys halve
+    the index (``HashIndex`` with int32 keys and ids: 8 bytes per band per record).
+    """
+
+    def __init__(self, bands: int, rows: int, seed: int = 1) -> None:
+        rng = np.random.default_rng([seed, bands, rows])
+        self.bands, self.rows = bands, rows
+        self.mul = rng.integers(0, 2**64, size=(bands, rows), dtype=np.uint64) | np.uint64(1)
+        self.add = rng.integers(0, 2**64, size=bands, dtype=np.uint64)
+        self._flat_mul = self.mul.reshape(-1)
+        self._starts = np.arange(0, bands * rows, rows)
+
+    def keys(self, sig: np.ndarray) -> list[int]:
+        """One signed 32-bit key per band of ``sig`` (uint32 MinHash values)."""
+        vals = sig[: self.bands * self.rows].astype(np.uint64)
+        vals *= self._flat_mul
+        h = np.add.reduceat(vals, self._starts) + self.add
+        return (h >> _SHIFT32).astype(np.uint32).view(np.int32).tolist()
+
+
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> list[int]:
     """One 64-bit key per band (the band number is part of the key, so one index holds all
     bands). Python's bytes hash is salted per process, which only changes which 2**-64

@@ -1,0 +1,233 @@
+"""One task's records as the pages ask for them: a page of a store with a search and
+filters, one record with the in-context examples it came from, the seed examples.
+
+Filters of the run's own stores (``rejected`` by block and reason, ``failed`` by stage and
+error) need each line's labels; they are read once, as the store grows, into small arrays
+of label numbers, so a filtered page is a numpy selection and a slice. Search results are
+kept per (store, query, size) so paging through them scans the store once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fms_dgt.datapoint import BASE_FIELDS, content_id
+from fms_dgt.ledger import reason_kind
+from fms_dgt.view.runs import read_task_json, store_path
+from fms_dgt.view.store_index import IndexCache, StoreIndex
+
+FILTERED = {"rejected": ("block", "reason"), "failed": ("stage", "error")}
+PAGE_SIZES = (10, 25, 50, 100)
+
+
+@dataclass
+class Page:
+    rows: list[tuple[int, Any]]
+    total: int  # records matching
+    page: int  # 1-based
+    pages: int
+    size: int
+
+
+def labels_of(store: str, record: Any) -> tuple[str, str]:
+    """The two filter labels of a ``rejected`` / ``failed`` line."""
+    if not isinstance(record, dict):
+        return ("?", "?")
+    if store == "rejected":
+        return (str(record.get("block")), reason_kind(str(record.get("reason", ""))))
+    return (str(record.get("stage")), reason_kind(str(record.get("error") or "unknown")))
+
+
+class Labels:
+    """Per-line filter labels of one log store, extended as the store grows."""
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        self.names: list[dict[str, int]] = [{}, {}]
+        self.codes = [np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)]
+        self.lock = threading.Lock()
+
+    def update(self, index: StoreIndex) -> None:
+        with self.lock:
+            done, n = len(self.codes[0]), len(index)
+            if n < done:  # the store was replaced
+                self.__init__(self.store)  # type: ignore[misc]
+                done = 0
+            for start in range(done, n, 20_000):
+                rows = index.read(start, min(20_000, n - start))
+                new = [[], []]  # type: list[list[int]]
+                for _, record in rows:
+                    for k, label in enumerate(labels_of(self.store, record)):
+                        new[k].append(self.names[k].setdefault(label, len(self.names[k])))
+                for k in (0, 1):
+                    self.codes[k] = np.concatenate([self.codes[k], np.asarray(new[k], dtype=np.int32)])
+
+    def select(self, first: str | None, second: str | None) -> np.ndarray | None:
+        """Positions whose labels are ``first`` / ``second`` (None: any); None if no filter."""
+        if not first and not second:
+            return None
+        mask = np.ones(len(self.codes[0]), dtype=bool)
+        for k, want in enumerate((first, second)):
+            if want:
+                code = self.names[k].get(want)
+                mask &= self.codes[k] == (-1 if code is None else code)
+        return np.flatnonzero(mask)
+
+    def facets(self) -> dict[str, Counter[str]]:
+        """``{first label: Counter(second label)}`` over the whole store."""
+        inverse = [{v: k for k, v in names.items()} for names in self.names]
+        out: dict[str, Counter[str]] = {}
+        pairs = Counter(zip(self.codes[0].tolist(), self.codes[1].tolist(), strict=True))
+        for (a, b), n in pairs.items():
+            out.setdefault(inverse[0][a], Counter())[inverse[1][b]] += n
+        return out
+
+
+class TaskRecords:
+    """Queries over one task folder's stores (all paths checked to stay inside ``root``)."""
+
+    def __init__(self, root: Path, task_dir: Path, cache: IndexCache, memo: dict[Any, Any]) -> None:
+        self.root, self.task_dir, self.cache, self.memo = root, task_dir, cache, memo
+
+    def index(self, store: str) -> StoreIndex | None:
+        path = store_path(self.root, self.task_dir, store)
+        return None if path is None else self.cache.get(path)
+
+    def labels(self, store: str) -> Labels | None:
+        index = self.index(store)
+        if store not in FILTERED or index is None:
+            return None
+        key = ("labels", self.task_dir, store)
+        labels = self.memo.setdefault(key, Labels(store))
+        labels.update(index)
+        return labels
+
+    def page(
+        self,
+        store: str,
+        page: int = 1,
+        size: int = 25,
+        query: str = "",
+        first: str | None = None,
+        second: str | None = None,
+    ) -> Page:
+        index = self.index(store)
+        if index is None:
+            return Page([], 0, 1, 1, size)
+        n = len(index)
+        selection: np.ndarray | None = None
+        labels = self.labels(store)
+        if labels is not None:
+            selection = labels.select(first, second)
+        if query:
+            found = self._search(store, index, query, n)
+            selection = found if selection is None else np.intersect1d(selection, found)
+        total = n if selection is None else len(selection)
+        pages = max(1, -(-total // size))
+        page = min(max(1, page), pages)
+        start = (page - 1) * size
+        if selection is None:
+            rows = index.read(start, size)
+        else:
+            rows = [row for pos in selection[start : start + size] for row in index.read(int(pos), 1)]
+        return Page(rows, total, page, pages, size)
+
+    def _search(self, store: str, index: StoreIndex, query: str, n: int) -> np.ndarray:
+        key = ("search", self.task_dir, store, query)
+        cached = self.memo.get(key)
+        if cached is not None and cached[0] == n:
+            return cached[1]
+        found = np.fromiter(index.search(query), dtype=np.int64)
+        found = found[found < n]
+        if len(self.memo) > 200:
+            self.memo.pop(next(k for k in self.memo if k[0] == "search"), None)
+        self.memo[key] = (n, found)
+        return found
+
+    def record(self, store: str, pos: int) -> Any | None:
+        index = self.index(store)
+        if index is None or not 0 <= pos < len(index):
+            return None
+        rows = index.read(pos, 1)
+        return rows[0][1] if rows else None
+
+    def seeds(self) -> list[dict[str, Any]]:
+        """The task's seed examples (from its card), each with the id a run gives it."""
+        card = read_task_json(self.root, self.task_dir, "task_card.json")
+        config = card.get("task_config") or {}
+        name = str(card.get("task_name") or config.get("task_name") or "")
+        out = []
+        for seed in config.get("seed_examples") or []:
+            if isinstance(seed, dict):
+                fields = {k: v for k, v in seed.items() if k not in BASE_FIELDS}
+                out.append({"id": seed.get("id") or content_id(name, fields), **fields})
+        return out
+
+    def card(self) -> dict[str, Any]:
+        return read_task_json(self.root, self.task_dir, "task_card.json")
+
+    def resolve(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Each in-context example id with where it was found (seed or a store position)
+        and the record, or ``found: False``."""
+        seeds = {s["id"]: s for s in self.seeds()}
+        out = []
+        for rid in ids[:20]:
+            if rid in seeds:
+                out.append({"id": rid, "found": True, "store": "seed", "pos": None, "record": seeds[rid]})
+                continue
+            hit = None
+            for store in ("data", "final_data"):
+                index = self.index(store)
+                pos = index.find_id(str(rid)) if index is not None else None
+                if pos is not None:
+                    hit = {
+                        "id": rid,
+                        "found": True,
+                        "store": store,
+                        "pos": pos,
+                        "record": self.record(store, pos),
+                    }
+                    break
+            out.append(hit or {"id": rid, "found": False, "store": None, "pos": None, "record": None})
+        return out
+
+
+def user_fields(record: Any) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        return {"value": record}
+    return {k: v for k, v in record.items() if k not in BASE_FIELDS}
+
+
+def chat_of(record: Any) -> list[dict[str, str]] | None:
+    """The conversation in a record (a ``messages`` list of role/content), if any."""
+    if not isinstance(record, dict):
+        return None
+    messages = record.get("messages")
+    if (
+        isinstance(messages, list)
+        and messages
+        and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)
+    ):
+        return [{"role": str(m["role"]), "content": _text(m["content"])} for m in messages]
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # OpenAI content parts
+        return "\n".join(str(p.get("text", p)) if isinstance(p, dict) else str(p) for p in value)
+    return str(value)
+
+
+def inner_record(store: str, row: Any) -> Any:
+    """The generated record a line is about: a rejected line wraps it in ``record``."""
+    if store == "rejected" and isinstance(row, dict) and isinstance(row.get("record"), dict):
+        return row["record"]
+    return row

@@ -10,6 +10,7 @@ kept per (store, query, size) so paging through them scans the store once.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,38 @@ class Page:
     page: int  # 1-based
     pages: int
     size: int
+    complete: bool = True  # False: a search stopped early, ``total`` is a lower bound
+
+
+class Search:
+    """A search of one store, run as far as pages need it: at least up to the records a
+    page shows, then on for a short time budget, so a small store is always searched whole
+    and a million-record one answers its first pages before the scan ends."""
+
+    BUDGET = 0.15  # seconds of scanning beyond what the page needs
+
+    def __init__(self, index: StoreIndex, query: str, size: int) -> None:
+        self.size = size
+        self.found: list[int] = []
+        self.done = False
+        self._scan = index.search(query)
+
+    def pull(self, want: int) -> None:
+        deadline: float | None = None
+        while not self.done:
+            if len(self.found) >= want:
+                if deadline is None:
+                    deadline = time.perf_counter() + self.BUDGET
+                elif time.perf_counter() > deadline:
+                    return
+            pos = next(self._scan, None)
+            if pos is None:
+                self.done = True
+            elif pos < self.size:
+                self.found.append(pos)
+
+    def positions(self) -> np.ndarray:
+        return np.asarray(self.found, dtype=np.int64)
 
 
 def labels_of(store: str, record: Any) -> tuple[str, str]:
@@ -125,8 +158,10 @@ class TaskRecords:
         labels = self.labels(store)
         if labels is not None:
             selection = labels.select(first, second)
+        complete = True
         if query:
-            found = self._search(store, index, query, n)
+            search = self._search(store, index, query, n, max(1, page) * size + 1 if selection is None else n)
+            found, complete = search.positions(), search.done
             selection = found if selection is None else np.intersect1d(selection, found)
         total = n if selection is None else len(selection)
         pages = max(1, -(-total // size))
@@ -136,19 +171,17 @@ class TaskRecords:
             rows = index.read(start, size)
         else:
             rows = [row for pos in selection[start : start + size] for row in index.read(int(pos), 1)]
-        return Page(rows, total, page, pages, size)
+        return Page(rows, total, page, pages, size, complete)
 
-    def _search(self, store: str, index: StoreIndex, query: str, n: int) -> np.ndarray:
+    def _search(self, store: str, index: StoreIndex, query: str, n: int, want: int) -> Search:
         key = ("search", self.task_dir, store, query)
-        cached = self.memo.get(key)
-        if cached is not None and cached[0] == n:
-            return cached[1]
-        found = np.fromiter(index.search(query), dtype=np.int64)
-        found = found[found < n]
-        if len(self.memo) > 200:
-            self.memo.pop(next(k for k in self.memo if k[0] == "search"), None)
-        self.memo[key] = (n, found)
-        return found
+        search = self.memo.get(key)
+        if search is None or search.size != n:
+            if len(self.memo) > 200:
+                self.memo.pop(next(k for k in self.memo if k[0] == "search"), None)
+            search = self.memo[key] = Search(index, query, n)
+        search.pull(want)
+        return search
 
     def record(self, store: str, pos: int) -> Any | None:
         index = self.index(store)

@@ -195,7 +195,7 @@ class ParquetIndex:
         self._starts: list[int] = []
         self._parts_seen: tuple[tuple[str, int, int], ...] = ()
         self._parts_rows = 0
-        self._cache: dict[tuple[Path, int], list[dict[str, Any]]] = {}
+        self._cache: dict[tuple[Path, int], Any] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -237,20 +237,16 @@ class ParquetIndex:
             return (self.path / f"part-{int(header['__wal_part__']):05d}.parquet").exists()
         return False
 
-    def _group_rows(self, g: int) -> list[dict[str, Any]]:
+    def _group_table(self, g: int) -> Any:
+        """Row group ``g`` as an Arrow table (the last few are kept: neighbouring pages)."""
         import pyarrow.parquet as pq
 
         group = self._groups[g]
         key = (group.part, group.index)
         if key not in self._cache:
-            rows = pq.ParquetFile(group.part).read_row_group(group.index).to_pylist()
-            for row in rows:
-                for col in group.json_cols:
-                    if row.get(col) is not None:
-                        row[col] = json.loads(row[col])
             if len(self._cache) >= 4:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = rows
+            self._cache[key] = pq.ParquetFile(group.part).read_row_group(group.index)
         return self._cache[key]
 
     def read(self, start: int, count: int) -> list[tuple[int, Any]]:
@@ -258,22 +254,22 @@ class ParquetIndex:
         pos, stop = max(0, start), min(len(self), start + count)
         while pos < stop and pos < self._parts_rows:
             g = bisect_right(self._starts, pos) - 1
-            rows = self._group_rows(g)
+            group, table = self._groups[g], self._group_table(g)
             offset = pos - self._starts[g]
-            take = rows[offset : offset + (stop - pos)]
-            out.extend((pos + i, r) for i, r in enumerate(take))
-            pos += len(take)
+            rows = table.slice(offset, stop - pos).to_pylist()
+            for row in rows:
+                for col in group.json_cols:
+                    if row.get(col) is not None:
+                        row[col] = json.loads(row[col])
+            out.extend((pos + i, r) for i, r in enumerate(rows))
+            pos += len(rows)
         if pos < stop:
-            out.extend(
-                (self._parts_rows + i, r) for i, r in self.wal.read(pos - self._parts_rows, stop - pos)
-            )
+            out.extend((self._parts_rows + i, r) for i, r in self.wal.read(pos - self._parts_rows, stop - pos))
         return out
 
     def search(self, query: str) -> Iterator[int]:
-        import pyarrow.parquet as pq
-
-        for g, group in enumerate(self._groups):
-            table = pq.ParquetFile(group.part).read_row_group(group.index)
+        for g in range(len(self._groups)):
+            table = self._group_table(g)
             rows = np.zeros(table.num_rows, dtype=bool)
             for column in table.columns:
                 for leaf, parents in _string_leaves(column.combine_chunks()):

@@ -71,7 +71,11 @@ def build(root: Path, n: int) -> None:
     jdir, pdir = root / "bench" / "jsonl", root / "bench" / "parquet"
     jdir.mkdir(parents=True)
     pdir.mkdir(parents=True)
-    reasons = [("length", "too short: 3 < 20"), ("length", "too long: 900 > 800"), ("dedup", "exact duplicate")]
+    reasons = [
+        ("length", "too short: 3 < 20"),
+        ("length", "too long: 900 > 800"),
+        ("dedup", "exact duplicate"),
+    ]
     reasons.append(("judge", "score 2 < 4"))
     with open(jdir / "data.jsonl", "wb") as fh:
         for start in range(0, n, 50_000):
@@ -101,7 +105,9 @@ class Server:
 
         self.token = "bench-token"
         self.port = free_port()
-        config = uvicorn.Config(create_app(root, self.token), host="127.0.0.1", port=self.port, log_level="error")
+        config = uvicorn.Config(
+            create_app(root, self.token), host="127.0.0.1", port=self.port, log_level="error"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -175,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     figures = run(args.records)
     rows = list(next(iter(figures["ms"].values())))
-    print(f"\nviewer paging, {args.records:,} records ({figures['jsonl_bytes'] / 1e6:.0f} MB of jsonl), ms per HTTP GET")
+    print(
+        f"\nviewer paging, {args.records:,} records ({figures['jsonl_bytes'] / 1e6:.0f} MB of jsonl), ms per HTTP GET"
+    )
     print(f"load average {figures['load_average_1m']} on {os.cpu_count()} cores\n")
     print("| request | jsonl | parquet |")
     print("|---|---|---|")
@@ -183,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r} | {figures['ms']['jsonl'][r]} | {figures['ms']['parquet'][r]} |")
     judged = [v for fmt in figures["ms"].values() for k, v in fmt.items() if k != "open"]
     ok = max(judged) < TARGET_MS
-    print(f"\nslowest page {max(judged)} ms (target < {TARGET_MS:g} ms; open not judged) -> {'OK' if ok else 'MISS'}")
+    print(
+        f"\nslowest page {max(judged)} ms (target < {TARGET_MS:g} ms; open not judged) -> {'OK' if ok else 'MISS'}"
+    )
     print(f"command: python -m bench.view_paging --records {args.records}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from fms_dgt.view.records import FILTERED, PAGE_SIZES, TaskRecords, chat_of, inner_record, user_fields
 from fms_dgt.view.runs import RECORD_STORES, find_tasks, task_status
-from fms_dgt.view.security import SecurityHeaders, TokenGuard
+from fms_dgt.view.security import SecurityHeaders, TokenGuard, contained
 from fms_dgt.view.store_index import IndexCache
 
 STORE_LABELS = {
@@ -75,9 +75,9 @@ class Viewer:
         self.static_dir = Path(str(pkg / "static"))
 
     # ---- helpers ------------------------------------------------------------------
-    def render(self, template: str, **ctx: Any) -> HTMLResponse:
+    def render(self, template: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(**ctx)
-        return HTMLResponse(html)
+        return HTMLResponse(html, status_code=status_code)
 
     def task(self, request: Request) -> tuple[str, TaskRecords]:
         name = request.query_params.get("t", "")
@@ -187,14 +187,17 @@ class Viewer:
 
     async def charts_page(self, request: Request) -> Response:
         name, records = self.task(request)
+        charts: list[Any] = []
         try:
             from fms_dgt.view.charts import task_charts
         except ImportError:
-            charts: list[Any] = []
             missing = True
         else:
-            charts = task_charts(records.task_dir)
+            # the charts read the task folder's stores themselves: only when none of its
+            # entries leads outside the output folder
             missing = False
+            if all(contained(self.root, p) is not None for p in records.task_dir.iterdir()):
+                charts = task_charts(records.task_dir)
         figures = [(c.title, _json_script(c.figure)) for c in charts]
         return self.render("charts.html", name=name, figures=figures, missing=missing)
 
@@ -226,7 +229,7 @@ def create_app(root: Path, token: str) -> Callable[..., Any]:
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        return viewer.render("error.html", status=status, detail=detail)
+        return viewer.render("error.html", status_code=status, status=status, detail=detail)
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
     return SecurityHeaders(TokenGuard(app, token))

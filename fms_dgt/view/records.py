@@ -24,7 +24,7 @@ from fms_dgt.view.runs import read_task_json, store_path
 from fms_dgt.view.store_index import IndexCache, StoreIndex
 
 FILTERED = {"rejected": ("block", "reason"), "failed": ("stage", "error")}
-PAGE_SIZES = (10, 25, 50, 100)
+PAGE_SIZES = (5, 10, 25, 50, 100)
 
 
 @dataclass

@@ -264,7 +264,9 @@ class ParquetIndex:
             out.extend((pos + i, r) for i, r in enumerate(rows))
             pos += len(rows)
         if pos < stop:
-            out.extend((self._parts_rows + i, r) for i, r in self.wal.read(pos - self._parts_rows, stop - pos))
+            out.extend(
+                (self._parts_rows + i, r) for i, r in self.wal.read(pos - self._parts_rows, stop - pos)
+            )
         return out
 
     def search(self, query: str) -> Iterator[int]:

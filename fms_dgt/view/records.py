@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from fms_dgt.datapoint import BASE_FIELDS, content_id
+from fms_dgt.datastores.files import _dumps
 from fms_dgt.ledger import reason_kind
 from fms_dgt.view.runs import read_task_json, store_path
-from fms_dgt.view.store_index import IndexCache, StoreIndex
+from fms_dgt.view.store_index import TICK, IndexCache, JsonlIndex, StoreIndex, _parse
 
 FILTERED = {"rejected": ("block", "reason"), "failed": ("stage", "error")}
 PAGE_SIZES = (5, 10, 25, 50, 100)
@@ -51,16 +52,16 @@ class Search:
         self._scan = index.search(query)
 
     def pull(self, want: int) -> None:
-        deadline: float | None = None
+        """Scan until ``want`` records are found, then on until the budget (counted from
+        this call) is spent, stopping only between chunks of the store."""
+        deadline = time.perf_counter() + self.BUDGET
         while not self.done:
-            if len(self.found) >= want:
-                if deadline is None:
-                    deadline = time.perf_counter() + self.BUDGET
-                elif time.perf_counter() > deadline:
-                    return
             pos = next(self._scan, None)
             if pos is None:
                 self.done = True
+            elif pos == TICK:
+                if len(self.found) >= want and time.perf_counter() > deadline:
+                    return
             elif pos < self.size:
                 self.found.append(pos)
 
@@ -75,6 +76,22 @@ def labels_of(store: str, record: Any) -> tuple[str, str]:
     if store == "rejected":
         return (str(record.get("block")), reason_kind(str(record.get("reason", ""))))
     return (str(record.get("stage")), reason_kind(str(record.get("error") or "unknown")))
+
+
+# the key that follows the (large) wrapped record or request in a line the ledger wrote
+_TAIL_KEY = {"rejected": b',"block":', "failed": b',"error":'}
+
+
+def _line_labels(store: str, raw: bytes) -> tuple[str, str]:
+    """Labels of a raw line, parsing only its tail where it can: the ledger writes the
+    record first, so the last top-level key before the labels starts the part that holds
+    them (a quote inside a JSON string is escaped, so the key cannot occur in one)."""
+    cut = raw.rfind(_TAIL_KEY[store])
+    if cut > 0:
+        tail = _parse(b"{" + raw[cut + 1 :])
+        if isinstance(tail, dict) and (store != "rejected" or "reason" in tail):
+            return labels_of(store, tail)
+    return labels_of(store, _parse(raw))
 
 
 class Labels:
@@ -92,14 +109,26 @@ class Labels:
             if n < done:  # the store was replaced
                 self.__init__(self.store)  # type: ignore[misc]
                 done = 0
+            key = _TAIL_KEY[self.store]
+            memo: dict[bytes, tuple[int, int]] = {}  # a line's tail -> its label codes
             for start in range(done, n, 20_000):
-                rows = index.read(start, min(20_000, n - start))
-                new = [[], []]  # type: list[list[int]]
-                for _, record in rows:
-                    for k, label in enumerate(labels_of(self.store, record)):
-                        new[k].append(self.names[k].setdefault(label, len(self.names[k])))
+                new: list[tuple[int, int]] = []
+                for raw in _raw_lines(index, start, min(20_000, n - start)):
+                    cut = raw.rfind(key)
+                    tail = raw[cut:] if cut > 0 else None
+                    codes = memo.get(tail) if tail is not None else None
+                    if codes is None:
+                        a, b = _line_labels(self.store, raw)
+                        codes = (
+                            self.names[0].setdefault(a, len(self.names[0])),
+                            self.names[1].setdefault(b, len(self.names[1])),
+                        )
+                        if tail is not None and len(memo) < 100_000:
+                            memo[tail] = codes
+                    new.append(codes)
+                pairs = np.asarray(new, dtype=np.int32).reshape(-1, 2)
                 for k in (0, 1):
-                    self.codes[k] = np.concatenate([self.codes[k], np.asarray(new[k], dtype=np.int32)])
+                    self.codes[k] = np.concatenate([self.codes[k], pairs[:, k]])
 
     def select(self, first: str | None, second: str | None) -> np.ndarray | None:
         """Positions whose labels are ``first`` / ``second`` (None: any); None if no filter."""
@@ -120,6 +149,12 @@ class Labels:
         for (a, b), n in pairs.items():
             out.setdefault(inverse[0][a], Counter())[inverse[1][b]] += n
         return out
+
+
+def _raw_lines(index: StoreIndex, start: int, count: int) -> list[bytes]:
+    if isinstance(index, JsonlIndex):
+        return index.read_raw(start, count)
+    return [_dumps(r) for _, r in index.read(start, count)]
 
 
 class TaskRecords:

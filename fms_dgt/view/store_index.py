@@ -33,6 +33,7 @@ import numpy as np
 from fms_dgt.datastores.files import _loads
 
 CHUNK = 1 << 23  # bytes read at a time when indexing or searching a jsonl file
+TICK = -1  # yielded by searches between chunks: not a position
 
 
 def value_text(value: Any) -> str:
@@ -113,6 +114,11 @@ class JsonlIndex:
     def read(self, start: int, count: int) -> list[tuple[int, Any]]:
         """Records ``start`` .. ``start+count`` as (position, record); a line that does not
         parse reads as None."""
+        start = max(0, start)
+        return [(start + i, _parse(raw)) for i, raw in enumerate(self.read_raw(start, count))]
+
+    def read_raw(self, start: int, count: int) -> list[bytes]:
+        """The bytes of lines ``start`` .. ``start+count`` (one read of the file)."""
         base = 1 if self.skip_header else 0
         start = max(0, start)
         stop = min(len(self), start + count)
@@ -122,14 +128,13 @@ class JsonlIndex:
         with open(self.path, "rb") as fh:
             fh.seek(first)
             blob = fh.read(last - first)
-        out = []
-        for i in range(start, stop):
-            a, b = self._span(i + base)
-            out.append((i, _parse(blob[a - first : b - first])))
-        return out
+        ends = self._offsets[start + base + 1 : stop + base + 1] - first
+        starts = self._offsets[start + base : stop + base] - first
+        return [blob[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
     def search(self, query: str) -> Iterator[int]:
-        """Positions of records whose values contain ``query`` (ASCII case-insensitive)."""
+        """Positions of records whose values contain ``query`` (ASCII case-insensitive),
+        and ``TICK`` after each chunk scanned (a caller's chance to stop for now)."""
         needle = json.dumps(query, ensure_ascii=False)[1:-1].encode().lower()
         if not needle:
             return
@@ -160,10 +165,13 @@ class JsonlIndex:
                     else:
                         hit = blob.find(needle, hit + 1)
                 line = stop_line
+                yield TICK
 
     def find_id(self, record_id: str) -> int | None:
         """Position of the record whose top-level ``id`` is ``record_id`` (a byte scan)."""
         for pos in self.search(record_id):
+            if pos == TICK:
+                continue
             rec = self.read(pos, 1)
             if rec and isinstance(rec[0][1], dict) and rec[0][1].get("id") == record_id:
                 return pos
@@ -270,20 +278,27 @@ class ParquetIndex:
         return out
 
     def search(self, query: str) -> Iterator[int]:
+        needle = query.lower()
         for g in range(len(self._groups)):
             table = self._group_table(g)
             rows = np.zeros(table.num_rows, dtype=bool)
             for column in table.columns:
                 for leaf, parents in _string_leaves(column.combine_chunks()):
-                    rows[parents[_match(leaf, query)]] = True
+                    rows[parents[_match(leaf, needle)]] = True
+            # string leaves are values, never keys, except in columns stored as JSON text
+            verify = bool(self._groups[g].json_cols)
             for i in np.flatnonzero(rows):
-                if matches(self.read(self._starts[g] + int(i), 1)[0][1], query):
-                    yield self._starts[g] + int(i)
+                pos = self._starts[g] + int(i)
+                if not verify or matches(self.read(pos, 1)[0][1], query):
+                    yield pos
+            yield TICK
         for pos in self.wal.search(query):
-            yield self._parts_rows + pos
+            yield TICK if pos == TICK else self._parts_rows + pos
 
     def find_id(self, record_id: str) -> int | None:
         for pos in self.search(record_id):
+            if pos == TICK:
+                continue
             rec = self.read(pos, 1)
             if rec and isinstance(rec[0][1], dict) and rec[0][1].get("id") == record_id:
                 return pos
@@ -291,9 +306,12 @@ class ParquetIndex:
 
 
 def _match(leaf: Any, query: str) -> np.ndarray:
+    """Which values of ``leaf`` contain ``query`` (given lower-cased)."""
     import pyarrow.compute as pc
 
-    hit = pc.match_substring(leaf, query, ignore_case=True)
+    # lower-casing first (ASCII, like the jsonl search) lets Arrow use a plain substring
+    # search; its ignore_case option goes through a regex engine and is several times slower
+    hit = pc.match_substring(pc.ascii_lower(leaf), query)
     return np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 

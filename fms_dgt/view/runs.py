@@ -7,6 +7,7 @@ the overview of a running task moves as it runs.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -113,6 +114,8 @@ def task_status(root: Path, name: str, task_dir: Path, cache: IndexCache) -> Tas
         if path is not None:
             counts[store] = len(cache.get(path))
     status = str(results.get("status") or state.get("status") or "not started")
+    if status == "running" and not _alive(results.get("pid")):
+        status = "interrupted"  # the run's process is gone: the same command resumes it
     elapsed = _elapsed(results, status)
     accepted = counts.get("data", 0)
     tokens = dict(results.get("tokens") or {})
@@ -131,6 +134,19 @@ def task_status(root: Path, name: str, task_dir: Path, cache: IndexCache) -> Tas
         started_at=results.get("started_at"),
         message=results.get("message"),
     )
+
+
+def _alive(pid: Any) -> bool:
+    """Whether process ``pid`` exists on this machine (unknown counts as alive)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _elapsed(results: dict[str, Any], status: str) -> float | None:

@@ -195,3 +195,22 @@ def test_a_record_page_shows_lineage_and_resolves_its_examples(server: ViewerSer
     assert 'id="why"' in rej and "block" in rej
     compare = server.get(f"/compare?t={T}")
     assert "4 seed examples" in compare and "Why is the road wet?" in compare
+
+
+def test_a_running_task_shows_live_status_and_a_dead_run_as_interrupted(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    task = tmp_path / "out" / "live"
+    task.mkdir(parents=True)
+    (task / "data.jsonl").write_text(_jsonl(_records(3)))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    for pid, want in ((os.getpid(), "running"), (int(dead.stdout), "interrupted")):
+        results = {"status": "running", "pid": pid, "started_at": "2026-01-01T00:00:00+00:00", "target": 6}
+        (task / "task_results.json").write_text(json.dumps(results))
+        with ViewerServer(tmp_path / "out") as srv:
+            (row,) = json.loads(srv.get("/api/status"))["tasks"]
+        assert row["status"] == want and row["progress"] == 0.5
+        assert (row["rate"] or 0) > 0 if want == "running" else row["rate"] is None

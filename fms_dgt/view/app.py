@@ -197,7 +197,13 @@ class Viewer:
             # entries leads outside the output folder
             missing = False
             if all(contained(self.root, p) is not None for p in records.task_dir.iterdir()):
-                charts = task_charts(records.task_dir)
+                # charts read whole stores: drawn again only when a store has grown
+                sizes = tuple((s, len(ix)) for s in RECORD_STORES if (ix := records.index(s)) is not None)
+                key = ("charts", records.task_dir)
+                cached = self.memo.get(key)
+                if cached is None or cached[0] != sizes:
+                    cached = self.memo[key] = (sizes, task_charts(records.task_dir))
+                charts = cached[1]
         figures = [(c.title, _json_script(c.figure)) for c in charts]
         return self.render("charts.html", name=name, figures=figures, missing=missing)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fms_dgt.datastores.base import read_json
-from fms_dgt.report import STORES, store_format
+from fms_dgt.report import store_format
 from fms_dgt.view.security import contained
 from fms_dgt.view.store_index import IndexCache
 
@@ -53,7 +53,7 @@ def find_tasks(root: Path) -> dict[str, Path]:
 
 
 def is_task_folder(d: Path) -> bool:
-    return any((d / m).is_file() for m in MARKERS) or any(store_format(d, s) for s in STORES)
+    return any((d / m).is_file() for m in MARKERS) or any(store_format(d, s) for s in RECORD_STORES)
 
 
 def store_path(root: Path, task_dir: Path, store: str) -> Path | None:

@@ -214,3 +214,25 @@ def test_a_running_task_shows_live_status_and_a_dead_run_as_interrupted(tmp_path
             (row,) = json.loads(srv.get("/api/status"))["tasks"]
         assert row["status"] == want and row["progress"] == 0.5
         assert (row["rate"] or 0) > 0 if want == "running" else row["rate"] is None
+
+
+def test_chat_records_render_as_conversations(tmp_path: Path) -> None:
+    task = tmp_path / "out" / "chat"
+    task.mkdir(parents=True)
+    chat = {
+        "id": "c1",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is <b>2+2</b>?"},
+            {"role": "assistant", "content": "4"},
+        ],
+    }
+    (task / "formatted_data.jsonl").write_text(_jsonl([chat]))
+    with ViewerServer(tmp_path / "out") as srv:
+        page = srv.get("/record?t=chat&store=formatted_data&i=0")
+        listing = srv.get("/records?t=chat&store=formatted_data")
+    roles = re.findall(
+        r'<div class="msg role-(\w+)"><div class="role">\w+</div><div class="text">([^<]*)</div>', page
+    )
+    assert roles == [("system", "Be brief."), ("user", "What is &lt;b&gt;2+2&lt;/b&gt;?"), ("assistant", "4")]
+    assert "user: What is &lt;b&gt;2+2&lt;/b&gt;? | assistant: 4" in listing

@@ -127,8 +127,7 @@ class Viewer:
         present = self.present(records)
         store = self.store(request, present)
         p = request.query_params
-        size = _int(p.get("size"), 25)
-        size = size if size in PAGE_SIZES else 25
+        size = min(max(1, _int(p.get("size"), 25)), max(PAGE_SIZES))
         query = p.get("q", "")[:200]
         first, second = p.get("f1") or None, p.get("f2") or None
         page = records.page(store, _int(p.get("page"), 1), size, query, first, second)

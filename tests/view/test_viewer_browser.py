@@ -104,8 +104,8 @@ def test_a_real_run_in_the_browser(browser: Any, real_server: ViewerServer, real
     )
     screenshot(browser, "viewer_real_task", full_page=True)
 
-    # records, 5 a page: the count, then page 2
-    browser.get(f"{real_server.url}/records?t={REAL_TASK}&store=data&size=5")
+    # records, 2 a page: the count, then page 2
+    browser.get(f"{real_server.url}/records?t={REAL_TASK}&store=data&size=2")
     assert _total(browser) == counts["data"]
     first_page = [a.text for a in _css(browser, "#records tbody td:nth-child(2)")]
     _wait(browser, "#next").click()

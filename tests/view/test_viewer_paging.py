@@ -236,3 +236,66 @@ def test_chat_records_render_as_conversations(tmp_path: Path) -> None:
     )
     assert roles == [("system", "Be brief."), ("user", "What is &lt;b&gt;2+2&lt;/b&gt;?"), ("assistant", "4")]
     assert "user: What is &lt;b&gt;2+2&lt;/b&gt;? | assistant: 4" in listing
+
+
+def test_the_viewer_follows_a_run_while_it_writes(tmp_path: Path) -> None:
+    """A real CLI run against a slow fake server: the viewer, started first, sees the task
+    appear as running, its accepted count grow, and then the run complete."""
+    import subprocess
+    import time
+
+    import yaml
+
+    from tests.core.helpers import write_task
+    from tests.reliability.crash import cli_command, cli_env
+    from tests.reliability.test_server_faults import ENGINE
+    from tests.support.fault_server import FaultServer
+    from tests.view.viewer_support import _responder
+
+    write_task(
+        tmp_path / "t",
+        name="live/run",
+        runner_config={"num_outputs_to_generate": 30, "max_concurrent_calls": 2},
+    )
+    override = tmp_path / "ov.yaml"
+    override.write_text(yaml.safe_dump({"engines": {**ENGINE, "max_concurrency": 2}}))
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[tuple[str, int]] = []
+    with FaultServer(responder=_responder(), latency=0.15) as fake, ViewerServer(out) as srv:
+        proc = subprocess.Popen(
+            cli_command(
+                *(
+                    "--task-paths",
+                    str(tmp_path / "t"),
+                    "--config-path",
+                    str(override),
+                    "--output-dir",
+                    str(out),
+                ),
+                *("--engine", "openai", "--base-url", fake.url, "--model", "fake"),
+            ),
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < deadline:
+                tasks = json.loads(srv.get("/api/status"))["tasks"]
+                if tasks:
+                    seen.append((tasks[0]["status"], tasks[0]["counts"].get("data", 0)))
+                time.sleep(0.2)
+            assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+        final = json.loads(srv.get("/api/status"))["tasks"][0]
+    running = [n for status, n in seen if status == "running"]
+    assert len(set(running)) >= 3, seen  # the count moved while the run was going
+    assert running == sorted(running)
+    assert final["status"] == "complete" and final["counts"]["data"] == len(
+        lines(out / "live/run/data.jsonl")
+    )

@@ -8,6 +8,7 @@ argument errors stay fast and work without the ``view`` extra.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from collections.abc import Sequence

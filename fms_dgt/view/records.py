@@ -99,15 +99,18 @@ class Labels:
 
     def __init__(self, store: str) -> None:
         self.store = store
+        self.lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
         self.names: list[dict[str, int]] = [{}, {}]
         self.codes = [np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)]
-        self.lock = threading.Lock()
 
     def update(self, index: StoreIndex) -> None:
         with self.lock:
             done, n = len(self.codes[0]), len(index)
             if n < done:  # the store was replaced
-                self.__init__(self.store)  # type: ignore[misc]
+                self._clear()
                 done = 0
             key = _TAIL_KEY[self.store]
             memo: dict[bytes, tuple[int, int]] = {}  # a line's tail -> its label codes

@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
         "records (paged, searchable, filtered), rejections, lineage and charts.",
     )
     p.add_argument(
-        "output_dir", nargs="?", default="output", help="the run's output folder (default: output)"
+        "output_dir",
+        nargs="?",
+        default=os.environ.get("DGT_OUTPUT_DIR") or "output",
+        help="the run's output folder (default: $DGT_OUTPUT_DIR or ./output, as for a run)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")

@@ -11,15 +11,19 @@ store of a tenth as many lines over four blocks and reasons. The viewer app runs
 uvicorn on 127.0.0.1 in a thread; each figure is the wall time of one HTTP GET of a page as a
 browser would fetch it (the HTML of 25 records):
 
-- ``open``: the first records page of a store the viewer has not seen (builds the index);
-- ``first`` / ``middle`` / ``last``: a page there, after the open (median of 3);
+- ``open``: the first records page of a store the viewer has not seen (a big jsonl file's
+  index is then built in the background: the first pages answer at once);
+- ``index complete``: when the record count shown reaches the store's (polled);
+- ``first`` / ``middle`` / ``last``: a page there, after the index is complete: its first
+  visit (for parquet, the row group's first read), then again (median of 3);
 - ``search``: the first page of a search for a word in about one record in 1,000 (a new
   query: the scan runs until the page is full plus a 150 ms budget), then its page 2;
 - ``filter``: the rejected store filtered by a block and reason; the first filter of a
   store reads every line's labels once (like ``open``), then its page 2 and another filter.
 
-The target (issue 12) is < 300 ms a page; ``open`` and the first filter are reported, not
-judged (they happen once per store per viewer process and are incremental afterwards).
+The target (issue 12) is < 300 ms a page, ``open`` included; the index build and the first
+filter are reported, not judged (they happen once per store per viewer process and are
+incremental afterwards).
 """
 
 from __future__ import annotations
@@ -143,10 +147,17 @@ def measure(srv: Server, task: str, n: int) -> dict[str, float]:
     base = f"/records?t={task}&store=data&size=25"
     last = -(-n // 25)
     out: dict[str, float] = {}
+    t0 = time.perf_counter()
     out["open"], body = srv.get(base + "&page=1")
+    assert "<td><code>" in body, "the first page shows no record"
+    while _count(srv, task) < n:  # a big file's index is built in the background
+        time.sleep(0.02)
+    out["index complete (after open)"] = (time.perf_counter() - t0) * 1000
+    _, body = srv.get(base + "&page=1")
     assert f'<span id="total">{n}</span>' in body, "the page does not show the record count"
     for name, page in (("first", 1), ("middle", last // 2), ("last", last)):
-        out[name] = statistics.median(srv.get(f"{base}&page={page}")[0] for _ in range(3))
+        out[f"{name} (first visit)"] = srv.get(f"{base}&page={page}")[0]
+        out[f"{name} (again)"] = statistics.median(srv.get(f"{base}&page={page}")[0] for _ in range(3))
     out["search"], body = srv.get(f"{base}&q={RARE.upper()}")
     assert RARE in body, "the search found nothing"
     out["search page 2"], _ = srv.get(f"{base}&q={RARE.upper()}&page=2")
@@ -156,6 +167,11 @@ def measure(srv: Server, task: str, n: int) -> dict[str, float]:
     out["filter page 2"], _ = srv.get(filt + "&page=2")
     out["other filter"], _ = srv.get(f"/records?t={task}&store=rejected&f1=length&f2=too+long&page=3")
     return {k: round(v, 1) for k, v in out.items()}
+
+
+def _count(srv: Server, task: str) -> int:
+    _, body = srv.get("/api/status")
+    return int(next(t for t in json.loads(body)["tasks"] if t["name"] == task)["counts"].get("data", 0))
 
 
 def run(n: int) -> dict[str, Any]:
@@ -191,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|")
     for r in rows:
         print(f"| {r} | {figures['ms']['jsonl'][r]} | {figures['ms']['parquet'][r]} |")
-    once = ("open", "filter (first: labels)")
+    once = ("index complete (after open)", "filter (first: labels)")
     judged = [v for fmt in figures["ms"].values() for k, v in fmt.items() if k not in once]
     ok = max(judged) < TARGET_MS
     print(
-        f"\nslowest page {max(judged)} ms (target < {TARGET_MS:g} ms; open and first filter not judged) -> {'OK' if ok else 'MISS'}"
+        f"\nslowest page {max(judged)} ms (target < {TARGET_MS:g} ms; index build and first filter not judged) -> {'OK' if ok else 'MISS'}"
     )
     print(f"command: python -m bench.view_paging --records {args.records}")
     if args.json:

@@ -196,10 +196,10 @@ class TaskRecords:
         labels = self.labels(store)
         if labels is not None:
             selection = labels.select(first, second)
-        complete = True
+        complete = not getattr(index, "building", False)  # a first index still being built
         if query:
             search = self._search(store, index, query, n, max(1, page) * size + 1 if selection is None else n)
-            found, complete = search.positions(), search.done
+            found, complete = search.positions(), complete and search.done
             selection = found if selection is None else np.intersect1d(selection, found)
         total = n if selection is None else len(selection)
         pages = max(1, -(-total // size))

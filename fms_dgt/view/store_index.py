@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import numpy as np
 from fms_dgt.datastores.files import _loads
 
 CHUNK = 1 << 23  # bytes read at a time when indexing or searching a jsonl file
+BACKGROUND_BYTES = 64 << 20  # a first index of more than this is built in the background
 TICK = -1  # yielded by searches between chunks: not a position
 
 
@@ -54,21 +56,36 @@ def matches(record: Any, query: str) -> bool:
 class JsonlIndex:
     """Line offsets of one jsonl file, brought up to date by ``refresh``."""
 
-    def __init__(self, path: Path, skip_header: bool = False) -> None:
+    def __init__(
+        self, path: Path, skip_header: bool = False, background_bytes: int = BACKGROUND_BYTES
+    ) -> None:
         self.path = path
         self.skip_header = skip_header  # a parquet write-ahead log's first line is not a record
+        self.background_bytes = background_bytes
         self._offsets = np.zeros(1024, dtype=np.int64)  # start of line i; _offsets[n] = end
         self._n = 0
         self._end = 0  # bytes indexed (always just after a newline)
         self._ident: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self._builder: threading.Thread | None = None
 
     def __len__(self) -> int:
         return max(0, self._n - (1 if self.skip_header and self._n else 0))
 
+    @property
+    def building(self) -> bool:
+        """True while a first index of a big file is still being built in the background
+        (``len`` is then the records indexed so far)."""
+        return self._builder is not None and self._builder.is_alive()
+
     def refresh(self) -> int:
-        """Index what was appended since the last call; returns the number of records."""
+        """Index what was appended since the last call; returns the number of records.
+
+        The first index of a big file is built in a background thread, so the first pages
+        answer at once; until it ends, ``len`` grows and ``building`` is True."""
         with self._lock:
+            if self.building:
+                return len(self)
             try:
                 st = os.stat(self.path)
             except FileNotFoundError:
@@ -77,19 +94,28 @@ class JsonlIndex:
             ident = (st.st_dev, st.st_ino)
             if ident != self._ident or st.st_size < self._end:
                 self._reset(ident)
-            if st.st_size > self._end:
+            if st.st_size - self._end > self.background_bytes:
+                # small steps: the thread holds the GIL briefly, so pages answer meanwhile
+                self._builder = threading.Thread(target=self._scan, args=(st.st_size, 1 << 20), daemon=True)
+                self._builder.start()
+                deadline = time.perf_counter() + 0.05  # the first pages, at least
+                while self.building and self._n < 1000 and time.perf_counter() < deadline:
+                    time.sleep(0.002)
+            elif st.st_size > self._end:
                 self._scan(st.st_size)
             return len(self)
 
     def _reset(self, ident: tuple[int, int] | None) -> None:
         self._ident, self._n, self._end = ident, 0, 0
 
-    def _scan(self, size: int) -> None:
+    def _scan(self, size: int, chunk_size: int = CHUNK) -> None:
         with open(self.path, "rb") as fh:
             fh.seek(self._end)
             pos = self._end
+            step = 1 << 20  # small at first (the first pages), then chunk_size
             while pos < size:
-                chunk = fh.read(min(CHUNK, size - pos))
+                chunk = fh.read(min(step, size - pos))
+                step = chunk_size
                 if not chunk:
                     break
                 ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10) + pos + 1

@@ -299,3 +299,23 @@ def test_the_viewer_follows_a_run_while_it_writes(tmp_path: Path) -> None:
     assert final["status"] == "complete" and final["counts"]["data"] == len(
         lines(out / "live/run/data.jsonl")
     )
+
+
+def test_a_big_first_index_is_built_in_the_background(tmp_path: Path) -> None:
+    import time
+
+    path = tmp_path / "data.jsonl"
+    recs = _records(20_000)
+    path.write_text(_jsonl(recs))
+    index = JsonlIndex(path, background_bytes=1000)
+    first = index.refresh()
+    assert first >= 25 or not index.building
+    assert [r for _, r in index.read(0, 25)] == recs[:25]  # the first page at once
+    deadline = time.monotonic() + 30
+    while index.building and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert index.refresh() == 20_000 and not index.building
+    assert [r for _, r in index.read(19_990, 20)] == recs[19_990:]
+    with open(path, "a") as fh:  # later appends: indexed in place (small)
+        fh.write(_jsonl(_records(3, 20_000)))
+    assert index.refresh() == 20_003

@@ -35,6 +35,7 @@ from fms_dgt.datastores.files import _loads
 
 CHUNK = 1 << 23  # bytes read at a time when indexing or searching a jsonl file
 BACKGROUND_BYTES = 64 << 20  # a first index of more than this is built in the background
+HEAD_ROWS = 4096  # rows of a row group read without reading the whole group
 TICK = -1  # yielded by searches between chunks: not a position
 
 
@@ -283,14 +284,34 @@ class ParquetIndex:
             self._cache[key] = pq.ParquetFile(group.part).read_row_group(group.index)
         return self._cache[key]
 
+    def _group_slice(self, g: int, offset: int, count: int) -> Any:
+        """Rows ``offset`` .. ``offset+count`` of row group ``g``. Near the start of a group
+        not yet read, only its first batches are decoded (a store's first page, or a page of
+        a group seen for the first time): decoding a whole 50,000-row group costs far more."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        group = self._groups[g]
+        if (group.part, group.index) not in self._cache and offset + count <= HEAD_ROWS:
+            batches = []
+            have = 0
+            pf = pq.ParquetFile(group.part)
+            for batch in pf.iter_batches(batch_size=1024, row_groups=[group.index]):
+                batches.append(batch)
+                have += batch.num_rows
+                if have >= offset + count:
+                    break
+            return pa.Table.from_batches(batches, schema=pf.schema_arrow).slice(offset, count)
+        return self._group_table(g).slice(offset, count)
+
     def read(self, start: int, count: int) -> list[tuple[int, Any]]:
         out: list[tuple[int, Any]] = []
         pos, stop = max(0, start), min(len(self), start + count)
         while pos < stop and pos < self._parts_rows:
             g = bisect_right(self._starts, pos) - 1
-            group, table = self._groups[g], self._group_table(g)
+            group = self._groups[g]
             offset = pos - self._starts[g]
-            rows = table.slice(offset, stop - pos).to_pylist()
+            rows = self._group_slice(g, offset, stop - pos).to_pylist()
             for row in rows:
                 for col in group.json_cols:
                     if row.get(col) is not None:

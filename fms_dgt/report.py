@@ -1,4 +1,4 @@
-"""Data-quality report of a run: ``python -m fms_dgt.report <output_dir> [--json FILE]``.
+"""Data-quality report of a run: ``python -m fms_dgt.report <output_dir> [--json FILE] [--html FILE]``.
 
 For every task folder under ``<output_dir>`` it reads the stores the run wrote (``data``,
 ``final_data``, ``rejected``, ``failed``, jsonl or parquet) and ``task_results.json``, and
@@ -7,10 +7,13 @@ of the kept records (distinct-1/2 and self-similarity over a sample), tokens, an
 ``--reference FIELD:REFERENCE`` (repeatable) the reference metrics of a field against another
 field of the same records (ROUGE-1/2/L, exact match, token F1; ``metrics/reference.py``). The
 rejection and failure counts come from the stores, not from the run's counters, so they
-cover every run of a resumed task. ``--json`` writes the same figures as one JSON document.
+cover every run of a resumed task. ``--json`` writes the same figures as one JSON document;
+``--html`` one self-contained HTML page with them, the viewer's charts and a sample of
+records (``fms_dgt/view/static_report.py``).
 
-Exit status: 0, or 2 when the folder does not exist or holds no task output, or when a
-``--reference`` is malformed or names fields no record has.
+Exit status: 0, or 2 when the folder does not exist or holds no task output, when a
+``--reference`` is malformed or names fields no record has, or when the ``--html`` file
+cannot be written.
 """
 
 from __future__ import annotations
@@ -235,6 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("output_dir", help="the run's output directory (holds one folder per task)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': stdout only)")
+    parser.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write one self-contained HTML file: these figures as tables, the viewer's charts "
+        "and a sample of records (works offline)",
+    )
     parser.add_argument("--task", action="append", help="only this task (repeatable)")
     parser.add_argument("--fields", nargs="+", help="record fields used for diversity (default: all text)")
     parser.add_argument("--sample", type=int, default=300, help="records sampled for self-similarity")
@@ -253,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    if args.html and (why := _html_unwritable(Path(args.html))):
+        print(f"error: --html {args.html}: {why}", file=sys.stderr)
+        return 2
     out = Path(args.output_dir)
     if not out.is_dir():
         print(f"error: output directory '{out}' does not exist", file=sys.stderr)
@@ -276,10 +288,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = {"output_dir": str(out), "tasks": reports}
     if args.json == "-":
         print(json.dumps(doc, indent=2, ensure_ascii=False))
-        return 0
-    print(render(reports), end="")
-    if args.json:
+    else:
+        print(render(reports), end="")
+    if args.json and args.json != "-":
         Path(args.json).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if args.html:
+        return _write_html(Path(args.html), out, [(d, r) for (d, _), r in zip(dirs, reports)])
+    return 0
+
+
+def _html_unwritable(path: Path) -> str | None:
+    from fms_dgt.view.static_report import check_writable
+
+    return check_writable(path)
+
+
+def _write_html(path: Path, out: Path, tasks: list[tuple[Path, dict[str, Any]]]) -> int:
+    """The HTML report (``fms_dgt/view/static_report.py``); 2 if it cannot be written."""
+    from fms_dgt.view.static_report import render_html, write_html
+
+    try:
+        write_html(path, render_html(out, tasks))
+    except OSError as exc:
+        print(f"error: --html {path}: cannot write it: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"error: --html {path}: {exc}", file=sys.stderr)
+        return 2
+    print(f"HTML report written to {path}", file=sys.stderr)
     return 0
 
 

@@ -426,8 +426,8 @@ def _figure(
 ) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "title": {"text": _wrap(title), "font": {"size": 14}},
-        "xaxis": {"title": {"text": x}},
-        "yaxis": {"title": {"text": y}},
+        "xaxis": {"title": {"text": x}, "automargin": True},
+        "yaxis": {"title": {"text": y}, "automargin": True},
         "margin": {"t": 70, "l": 60, "r": 20, "b": 50},
         "height": 360,
         "legend": {"orientation": "h", "y": -0.25},

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fms_dgt.datapoint import BASE_FIELDS
 from fms_dgt.datastores.base import read_json
@@ -36,6 +37,27 @@ from fms_dgt.metrics.reference import render as render_reference
 from fms_dgt.registry import did_you_mean
 
 STORES = (DATA, FINAL, REJECTED, FAILED)
+# diversity is measured on at most this many kept records (a uniform sample beyond), so the
+# report of a task with millions of records holds a bounded number of texts
+DIVERSITY_MAX_RECORDS = 20_000
+
+T = TypeVar("T")
+
+
+def reservoir(items: Iterable[T], k: int, seed: int = 0) -> tuple[list[T], int]:
+    """A uniform sample of ``k`` of ``items`` (all of them, in order, if there are no more),
+    drawn in one pass with ``k`` items in memory; and how many items there were."""
+    rng = random.Random(seed)
+    kept: list[tuple[int, T]] = []
+    n = 0
+    for n, item in enumerate(items, 1):
+        if len(kept) < k:
+            kept.append((n, item))
+        else:
+            j = rng.randrange(n)
+            if j < k:
+                kept[j] = (n, item)
+    return [item for _, item in sorted(kept, key=lambda t: t[0])], n
 
 
 def store_format(task_dir: Path, store: str) -> str | None:
@@ -91,10 +113,15 @@ def is_task_dir(d: Path) -> bool:
 
 
 def record_text(record: dict[str, Any], fields: Sequence[str] | None = None) -> str:
-    """The text of a record for diversity: the given fields, or every user string field."""
+    """The text of a record for diversity and length: the given fields, or every user string
+    field and the contents of a chat record's ``messages``."""
     if fields:
         return "\n".join(str(record[f]) for f in fields if record.get(f) is not None)
-    return "\n".join(v for k, v in record.items() if k not in BASE_FIELDS and isinstance(v, str))
+    parts = [v for k, v in record.items() if k not in BASE_FIELDS and isinstance(v, str)]
+    messages = record.get("messages")
+    if isinstance(messages, list):
+        parts += [m["content"] for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str)]
+    return "\n".join(parts)
 
 
 def task_report(
@@ -109,7 +136,9 @@ def task_report(
     results = read_json(task_dir / "task_results.json") or {}
     accepted = sum(1 for _ in read_store(task_dir, "data"))
     final_kind = "final_data" if store_format(task_dir, "final_data") else "data"
-    texts = [record_text(r, fields) for r in read_store(task_dir, final_kind)]
+    texts, kept = reservoir(
+        (record_text(r, fields) for r in read_store(task_dir, final_kind)), DIVERSITY_MAX_RECORDS
+    )
 
     by_block: dict[str, Counter[str]] = defaultdict(Counter)
     by_stage: Counter[str] = Counter()
@@ -131,7 +160,7 @@ def task_report(
         "status": results.get("status"),
         "target": results.get("target"),
         "accepted": accepted,
-        "final": len(texts) if final_kind == "final_data" else None,
+        "final": kept if final_kind == "final_data" else None,
         "rejected": {
             "total": sum(by_stage.values()),
             "by_stage": dict(by_stage),
@@ -146,7 +175,9 @@ def task_report(
         },
         "diversity": {
             "records": len(texts),
-            "source": final_kind,
+            "source": final_kind
+            if kept == len(texts)
+            else f"a uniform sample of {kept:,} {final_kind} records",
             "distinct_1": round(distinct_n(texts, 1), 4),
             "distinct_2": round(distinct_n(texts, 2), 4),
             "self_similarity_rouge_l": _round(self_similarity(texts, "rouge_l", max_texts=sample)),

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from fms_dgt.datapoint import BASE_FIELDS
-from fms_dgt.report import read_store, store_format
+from fms_dgt.report import read_store, reservoir, store_format
 from fms_dgt.view.charts import chart_div, plotly_js_path, seed_examples, task_charts
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -82,21 +81,6 @@ def _cut(text: str) -> str:
     if len(text) <= MAX_VALUE_CHARS:
         return text
     return text[:MAX_VALUE_CHARS] + f" … [{len(text) - MAX_VALUE_CHARS} more characters in the store]"
-
-
-def reservoir(rows: Iterable[dict[str, Any]], k: int, seed: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """A uniform sample of ``k`` of ``rows`` in store order, and how many rows there were."""
-    rng = random.Random(seed)
-    kept: list[tuple[int, dict[str, Any]]] = []
-    n = 0
-    for n, row in enumerate(rows, 1):
-        if len(kept) < k:
-            kept.append((n, row))
-        else:
-            j = rng.randrange(n)
-            if j < k:
-                kept[j] = (n, row)
-    return [row for _, row in sorted(kept, key=lambda t: t[0])], n
 
 
 def task_section(task_dir: Path, report: dict[str, Any], index: int) -> dict[str, Any]:

@@ -171,3 +171,15 @@ def test_large_store_is_read_in_bounded_memory_and_time(tmp_path: Path) -> None:
     assert len(timeline.figure["data"][0]["x"]) <= 50
     length = by_title(charts, "Length of kept records")
     assert sum(length.figure["data"][0]["customdata"]) == 200_000
+
+
+def test_timeline_bins_stay_bounded() -> None:
+    """A million positions: at most MAX_BINS bins, counts preserved, widths a power of two."""
+    from fms_dgt.view.timeline import MAX_BINS, Bins
+
+    bins = Bins(2)
+    for position in range(0, 1_000_000, 7):
+        bins.add(position, position % 2)
+    assert len(bins.bins) <= MAX_BINS and bins.width & (bins.width - 1) == 0
+    assert sum(b[0] + b[1] for b in bins.bins) == len(range(0, 1_000_000, 7))
+    assert bins.bins[0][0] + bins.bins[0][1] == len(range(0, bins.width, 7))

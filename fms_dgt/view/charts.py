@@ -67,14 +67,17 @@ def chart_div(chart: Chart, div_id: str) -> str:
     """An HTML fragment drawing ``chart`` into a div ``div_id`` (plotly.js must be loaded).
 
     The figure's JSON is written with ``<``, ``>`` and ``&`` as ``\\u`` escapes, so a record's
-    text in the data (``</script>`` included) cannot end the script or open a tag.
+    text in the data (``</script>`` included) cannot end the script or open a tag. The chart
+    is drawn once the page is parsed, when the div has its final width in the page's layout.
     """
     payload = _script_json({"data": chart.figure.get("data", []), "layout": chart.figure.get("layout", {})})
+    draw = f"Plotly.newPlot({_script_json(div_id)},f.data,f.layout,{_script_json(PLOT_CONFIG)});"
     return (
         f'<div class="dgt-chart" id="{html.escape(div_id, quote=True)}" '
         f'data-title="{html.escape(chart.title, quote=True)}"></div>\n'
-        f"<script>(function(){{var f={payload};"
-        f"Plotly.newPlot({_script_json(div_id)},f.data,f.layout,{_script_json(PLOT_CONFIG)});}})();</script>"
+        f"<script>(function(){{var f={payload};function draw(){{{draw}}}"
+        "if(document.readyState==='loading'){document.addEventListener('DOMContentLoaded',draw);}"
+        "else{draw();}})();</script>"
     )
 
 
@@ -224,8 +227,8 @@ def diversity_chart(kept: _TextStats, seeds: _TextStats, store: str) -> Chart | 
             }
         )
     title = (
-        f"Diversity of kept records ({store}): distinct-n higher is more varied, "
-        f"self-similarity lower is (pairs of ≤{ROUGE_SAMPLE} / ≤{JACCARD_SAMPLE} sampled records)"
+        f"Diversity of kept records ({store}; distinct-n: higher is more varied; self-similarity: "
+        f"lower is more varied, over pairs of ≤{ROUGE_SAMPLE} / ≤{JACCARD_SAMPLE} sampled records)"
     )
     fig = _figure(traces, title, x="", y="score (0-1)", barmode="group")
     fig["layout"]["yaxis"]["range"] = [0, 1]
@@ -250,7 +253,9 @@ def timeline_chart(timeline: Timeline) -> Chart | None:
         )
         x_title, y_title = f"{rates.axis} (start of bin)", "% of records offered"
     traces = [_line(rates.x, y, name, rates.hover) for name, y in rates.series.items()]
-    return Chart(title, _figure(traces, title, x=x_title, y=y_title))
+    fig = _figure(traces, title, x=x_title, y=y_title)
+    fig["layout"]["yaxis"]["rangemode"] = "tozero"
+    return Chart(title, fig)
 
 
 def rejections_chart(by_block: dict[str, Counter[str]]) -> Chart | None:

@@ -183,3 +183,14 @@ def test_timeline_bins_stay_bounded() -> None:
     assert len(bins.bins) <= MAX_BINS and bins.width & (bins.width - 1) == 0
     assert sum(b[0] + b[1] for b in bins.bins) == len(range(0, 1_000_000, 7))
     assert bins.bins[0][0] + bins.bins[0][1] == len(range(0, bins.width, 7))
+
+
+def test_parquet_stores_are_read(tmp_path: Path) -> None:
+    from fms_dgt.datastores.files import FileDatastore
+
+    store = FileDatastore(store_name="data", output_dir=tmp_path, task_name="t", output_data_format="parquet")
+    store.save_data([record(i, "y" * 12) for i in range(30)])
+    store.close()
+    chart = by_title(task_charts(tmp_path / "t"), "Length of kept records")
+    (bars,) = chart.figure["data"]
+    assert sum(bars["customdata"]) == 30 and bars["customdata"][12 // bars["width"]] == 30

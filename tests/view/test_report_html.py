@@ -17,6 +17,8 @@ from fms_dgt.view.charts import plotly_js_path
 from tests.catalogue.conftest import REPO, RunExample
 from tests.view.conftest import screenshot
 
+# the flagship simple task (seed examples, dedup and a length filter): one model call per record
+CAUSAL = "tasks/core/simple/logical_reasoning/causal/task.yaml"
 EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
@@ -175,7 +177,7 @@ def test_bad_html_path_is_a_located_error(synthetic_output: Path, capsys: pytest
 def test_real_run(
     browser: Any, run_example: RunExample, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rt, outcome = run_example(REPO / "tasks/examples/self_instruct/task.yaml", target=3)
+    rt, outcome = run_example(REPO / CAUSAL, target=3)
     assert outcome.status == "complete", outcome.message
     html = tmp_path / "real.html"
     text = build(rt.output_dir, html, capsys)
@@ -183,8 +185,8 @@ def test_real_run(
     page = open_report(browser, html)
     assert page["network"] == [] and page["pwned"] is None
     assert page["charts"] >= 3 and page["drawn"] == page["charts"], page
-    task_dir = rt.output_dir / "examples/self_instruct"
-    assert page["counts"]["examples/self_instruct"] == {
+    task_dir = rt.output_dir / "core/simple/logical_reasoning/causal"
+    assert page["counts"]["core/simple/logical_reasoning/causal"] == {
         "accepted": str(count_lines(task_dir / "data.jsonl")),
         "final": str(count_lines(task_dir / "final_data.jsonl")),
         "rejected": str(count_lines(task_dir / "rejected.jsonl")),
@@ -193,9 +195,9 @@ def test_real_run(
     from selenium.webdriver.common.by import By
 
     kept = browser.find_elements(
-        By.CSS_SELECTOR, "section[data-task='examples/self_instruct'] .records.kept .record"
+        By.CSS_SELECTOR, "section[data-task='core/simple/logical_reasoning/causal'] .records.kept .record"
     )
     assert len(kept) == 3
     first = json.loads((task_dir / "final_data.jsonl").read_text().splitlines()[0])
-    assert first["instruction"].split()[0] in kept[0].text
+    assert first["question"].split()[0] in kept[0].text
     assert screenshot(browser, "report_html_real_run", full_page=True).stat().st_size > 10_000

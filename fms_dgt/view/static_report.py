@@ -130,6 +130,7 @@ def render_html(output_dir: Path, tasks: Sequence[tuple[Path, dict[str, Any]]]) 
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["num"] = _num
     # inlined in a <script>: a "</script" in the library's text would end it early
     plotly_js = plotly_js_path().read_text(encoding="utf-8").replace("</script", "<\\/script")
     return env.get_template("static_report.html.j2").render(
@@ -138,6 +139,13 @@ def render_html(output_dir: Path, tasks: Sequence[tuple[Path, dict[str, Any]]]) 
         tasks=[task_section(d, r, i) for i, (d, r) in enumerate(tasks)],
         plotly_js=plotly_js,
     )
+
+
+def _num(value: Any) -> str:
+    """A count with thousands separators; nothing for a missing one."""
+    if value is None:
+        return ""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def check_writable(path: Path) -> str | None:

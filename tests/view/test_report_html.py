@@ -112,7 +112,7 @@ def open_report(browser: Any, html: Path) -> dict[str, Any]:
             const counts = {};
             for (const row of document.querySelectorAll('#summary tbody tr')) {
               counts[row.dataset.task] = Object.fromEntries(
-                [...row.querySelectorAll('[data-count]')].map(td => [td.dataset.count, td.textContent.trim()]));
+                [...row.querySelectorAll('[data-count]')].map(td => [td.dataset.count, td.textContent.trim().replaceAll(',', '')]));
             }
             return {
               charts: charts.length,

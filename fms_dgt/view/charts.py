@@ -5,11 +5,12 @@ JSON-able dicts: ``data`` + ``layout``) for: the length of the kept records (see
 them when the task card holds seed examples), their diversity, the rejection and dedup rates
 along the run, rejections by block and reason, and failures by error.
 
-Every store is read once, streaming, and what is kept is bounded whatever the size of the
-task: lengths are counted per value (and coarsened if there are too many distinct values),
-diversity is measured on a uniform reservoir sample, and the run's timeline is a fixed number
-of bins (``fms_dgt/view/timeline.py``: the stores carry no timestamps, so the timeline runs
-along the builder call index, or the input row of a transformation, and says so).
+Reading is streaming and bounded whatever the size of the task, and incremental: a task's
+``TaskScan`` (``fms_dgt/view/scan.py``) keeps counts per length value, a reservoir sample of
+texts, fixed timeline bins and counts per block and reason, and a later call reads only what
+the stores gained since. The stores carry no timestamps, so the timeline runs along the
+builder call index, or the input row of a transformation, and says so
+(``fms_dgt/view/timeline.py``).
 
 ``chart_div`` renders one chart as an HTML fragment (a div and a script calling
 ``Plotly.newPlot``); ``plotly_js_path`` is the plotly.js file shipped inside the plotly
@@ -21,24 +22,17 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fms_dgt.datastores.base import read_json
-from fms_dgt.ledger import reason_kind
-from fms_dgt.metrics.diversity import distinct_n, self_similarity
-from fms_dgt.report import read_store, record_text, store_format
+from fms_dgt.report import record_text
+from fms_dgt.view.scan import DIVERSITY_SAMPLE, JACCARD_SAMPLE, ROUGE_SAMPLE, TextStats, scan_of
 from fms_dgt.view.timeline import Timeline
 
-# bounds on what a chart keeps in memory, whatever the number of records
-DIVERSITY_SAMPLE = 5000  # texts kept (reservoir) for distinct-n
-ROUGE_SAMPLE = 150  # texts compared pairwise by ROUGE-L (11k pairs)
-JACCARD_SAMPLE = 600  # texts compared pairwise by MinHash Jaccard
 LENGTH_BINS = 40
-MAX_DISTINCT_LENGTHS = 20000  # lengths counted exactly up to this many distinct values
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True, "showLink": False, "showSendToCloud": False}
 
@@ -87,41 +81,25 @@ def _script_json(value: Any) -> str:
 
 
 def task_charts(task_dir: Path) -> list[Chart]:
-    """The charts of one task output folder (an empty list if it holds no records)."""
-    task_dir = Path(task_dir)
-    kept_store = "final_data" if store_format(task_dir, "final_data") else "data"
-    kept = _TextStats()
-    for record in read_store(task_dir, kept_store):
-        if not record.get("is_seed"):
-            kept.add(record_text(record))
-    seeds = _TextStats()
-    for seed in seed_examples(task_dir):
+    """The charts of one task output folder (an empty list if it holds no records).
+
+    The folder's stores are read through its ``TaskScan`` (``fms_dgt/view/scan.py``): the
+    first call reads them, later calls only what was appended since, so a viewer can ask
+    again while the run goes on."""
+    scan = scan_of(Path(task_dir))
+    seeds = TextStats()
+    for seed in seed_examples(Path(task_dir)):
         seeds.add(record_text(seed))
-
-    timeline = Timeline()
-    for record in read_store(task_dir, "data"):
-        timeline.accepted(record)
-    by_block: dict[str, Counter[str]] = defaultdict(Counter)
-    for row in read_store(task_dir, "rejected"):
-        block, kind = str(row.get("block")), reason_kind(str(row.get("reason", "")))
-        by_block[block][kind] += 1
-        timeline.rejected(row, kind)
-    failed: Counter[tuple[str, str]] = Counter()
-    for row in read_store(task_dir, "failed"):
-        failed[(str(row.get("stage")), reason_kind(str(row.get("error") or "unknown")))] += 1
-
-    charts = [
-        c
-        for c in (
-            length_chart(kept, seeds, kept_store),
-            diversity_chart(kept, seeds, kept_store),
-            timeline_chart(timeline),
-            rejections_chart(by_block),
-            failures_chart(failed),
-        )
-        if c is not None
-    ]
-    return charts
+    with scan.lock:
+        scan.update()
+        charts = [
+            length_chart(scan.kept, seeds, scan.kept_store),
+            diversity_chart(scan.kept, seeds, scan.kept_store),
+            timeline_chart(scan.timeline),
+            rejections_chart(scan.by_block),
+            failures_chart(scan.failed),
+        ]
+    return [c for c in charts if c is not None]
 
 
 def seed_examples(task_dir: Path) -> list[dict[str, Any]]:
@@ -133,43 +111,7 @@ def seed_examples(task_dir: Path) -> list[dict[str, Any]]:
     return [s for s in seeds if isinstance(s, dict)] if isinstance(seeds, list) else []
 
 
-class _TextStats:
-    """Lengths (counted per value) and a reservoir sample of the texts of one set of records."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.n = 0
-        self.lengths: Counter[int] = Counter()
-        self.quantum = 1  # lengths are counted in multiples of this (grows past MAX_DISTINCT_LENGTHS)
-        self.sample: list[str] = []
-        self._rng = random.Random(seed)
-
-    def add(self, text: str) -> None:
-        self.n += 1
-        self.lengths[len(text) // self.quantum * self.quantum] += 1
-        if len(self.lengths) > MAX_DISTINCT_LENGTHS:
-            self.quantum *= 2
-            coarse: Counter[int] = Counter()
-            for length, count in self.lengths.items():
-                coarse[length // self.quantum * self.quantum] += count
-            self.lengths = coarse
-        if len(self.sample) < DIVERSITY_SAMPLE:
-            self.sample.append(text)
-        else:
-            j = self._rng.randrange(self.n)
-            if j < DIVERSITY_SAMPLE:
-                self.sample[j] = text
-
-    def diversity(self) -> dict[str, float | None]:
-        texts = self.sample
-        return {
-            "distinct-1": distinct_n(texts, 1) if texts else None,
-            "distinct-2": distinct_n(texts, 2) if texts else None,
-            "self-similarity ROUGE-L": self_similarity(texts, "rouge_l", max_texts=ROUGE_SAMPLE),
-            "self-similarity Jaccard": self_similarity(texts, "jaccard", max_texts=JACCARD_SAMPLE),
-        }
-
-
-def length_chart(kept: _TextStats, seeds: _TextStats, store: str) -> Chart | None:
+def length_chart(kept: TextStats, seeds: TextStats, store: str) -> Chart | None:
     if not kept.n:
         return None
     sets = [("synthetic", kept)] + ([("seeds", seeds)] if seeds.n else [])
@@ -209,7 +151,7 @@ def length_chart(kept: _TextStats, seeds: _TextStats, store: str) -> Chart | Non
     )
 
 
-def diversity_chart(kept: _TextStats, seeds: _TextStats, store: str) -> Chart | None:
+def diversity_chart(kept: TextStats, seeds: TextStats, store: str) -> Chart | None:
     if kept.n < 2:
         return None
     sets = [("synthetic", kept)] + ([("seeds", seeds)] if seeds.n >= 2 else [])

@@ -18,7 +18,6 @@ can ask for the same task twice at once.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
@@ -37,6 +36,11 @@ ROUGE_SAMPLE = 150  # texts compared pairwise by ROUGE-L (11k pairs)
 JACCARD_SAMPLE = 600  # texts compared pairwise by MinHash Jaccard
 MAX_DISTINCT_LENGTHS = 20000  # lengths counted exactly up to this many distinct values
 MAX_SCANS = 8  # task folders whose scans are kept
+
+try:  # orjson parses a million lines in a third of the time (the stores write with it too)
+    from orjson import loads
+except ImportError:  # pragma: no cover - orjson is optional
+    from json import loads  # type: ignore[assignment]
 
 
 class TextStats:
@@ -125,7 +129,7 @@ class StoreCursor:
                 self.offset += len(line)
                 if line.strip():
                     try:
-                        row = json.loads(line)
+                        row = loads(line)
                     except ValueError:
                         continue  # a corrupt line is the report's to name, not the charts'
                     if isinstance(row, dict):

@@ -5,15 +5,12 @@ JSON-able dicts: ``data`` + ``layout``) for: the length of the kept records (see
 them when the task card holds seed examples), their diversity, the rejection and dedup rates
 along the run, rejections by block and reason, and failures by error.
 
-Every store is read once, streaming, and what is kept is bounded whatever the size of the
-task: lengths are counted per value (and coarsened if there are too many distinct values),
-diversity is measured on a uniform reservoir sample, and the run's timeline is a fixed number
-of bins whose width doubles when a record falls past the last one.
-
-The stores carry no timestamps. What orders a run is the builder call index
-(``lineage.request_idx``) that every generated record carries, accepted or rejected, or the
-input row (``lineage.row``) of a transformation; the timeline is drawn over that axis and says
-so. When neither is present the rejections are drawn in the order they were written.
+Reading is streaming and bounded whatever the size of the task, and incremental: a task's
+``TaskScan`` (``fms_dgt/view/scan.py``) keeps counts per length value, a reservoir sample of
+texts, fixed timeline bins and counts per block and reason, and a later call reads only what
+the stores gained since. The stores carry no timestamps, so the timeline runs along the
+builder call index, or the input row of a transformation, and says so
+(``fms_dgt/view/timeline.py``).
 
 ``chart_div`` renders one chart as an HTML fragment (a div and a script calling
 ``Plotly.newPlot``); ``plotly_js_path`` is the plotly.js file shipped inside the plotly
@@ -25,24 +22,17 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fms_dgt.datastores.base import read_json
-from fms_dgt.ledger import reason_kind
-from fms_dgt.metrics.diversity import distinct_n, self_similarity
-from fms_dgt.report import read_store, record_text, store_format
+from fms_dgt.report import record_text
+from fms_dgt.view.scan import DIVERSITY_SAMPLE, JACCARD_SAMPLE, ROUGE_SAMPLE, TextStats, scan_of
+from fms_dgt.view.timeline import Timeline
 
-# bounds on what a chart keeps in memory, whatever the number of records
-DIVERSITY_SAMPLE = 5000  # texts kept (reservoir) for distinct-n
-ROUGE_SAMPLE = 150  # texts compared pairwise by ROUGE-L (11k pairs)
-JACCARD_SAMPLE = 600  # texts compared pairwise by MinHash Jaccard
-TIMELINE_BINS = 50  # at most this many bins along the run
 LENGTH_BINS = 40
-MAX_DISTINCT_LENGTHS = 20000  # lengths counted exactly up to this many distinct values
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True, "showLink": False, "showSendToCloud": False}
 
@@ -71,14 +61,17 @@ def chart_div(chart: Chart, div_id: str) -> str:
     """An HTML fragment drawing ``chart`` into a div ``div_id`` (plotly.js must be loaded).
 
     The figure's JSON is written with ``<``, ``>`` and ``&`` as ``\\u`` escapes, so a record's
-    text in the data (``</script>`` included) cannot end the script or open a tag.
+    text in the data (``</script>`` included) cannot end the script or open a tag. The chart
+    is drawn once the page is parsed, when the div has its final width in the page's layout.
     """
     payload = _script_json({"data": chart.figure.get("data", []), "layout": chart.figure.get("layout", {})})
+    draw = f"Plotly.newPlot({_script_json(div_id)},f.data,f.layout,{_script_json(PLOT_CONFIG)});"
     return (
         f'<div class="dgt-chart" id="{html.escape(div_id, quote=True)}" '
         f'data-title="{html.escape(chart.title, quote=True)}"></div>\n'
-        f"<script>(function(){{var f={payload};"
-        f"Plotly.newPlot({_script_json(div_id)},f.data,f.layout,{_script_json(PLOT_CONFIG)});}})();</script>"
+        f"<script>(function(){{var f={payload};function draw(){{{draw}}}"
+        "if(document.readyState==='loading'){document.addEventListener('DOMContentLoaded',draw);}"
+        "else{draw();}})();</script>"
     )
 
 
@@ -88,52 +81,25 @@ def _script_json(value: Any) -> str:
 
 
 def task_charts(task_dir: Path) -> list[Chart]:
-    """The charts of one task output folder (an empty list if it holds no records)."""
-    task_dir = Path(task_dir)
-    kept_store = "final_data" if store_format(task_dir, "final_data") else "data"
-    kept = _TextStats()
-    for record in read_store(task_dir, kept_store):
-        if not record.get("is_seed"):
-            kept.add(text_of(record))
-    seeds = _TextStats()
-    for seed in seed_examples(task_dir):
-        seeds.add(text_of(seed))
+    """The charts of one task output folder (an empty list if it holds no records).
 
-    timeline = _Timeline()
-    for record in read_store(task_dir, "data"):
-        timeline.accepted(record)
-    by_block: dict[str, Counter[str]] = defaultdict(Counter)
-    for row in read_store(task_dir, "rejected"):
-        block, kind = str(row.get("block")), reason_kind(str(row.get("reason", "")))
-        by_block[block][kind] += 1
-        timeline.rejected(row, kind)
-    failed: Counter[tuple[str, str]] = Counter()
-    for row in read_store(task_dir, "failed"):
-        failed[(str(row.get("stage")), reason_kind(str(row.get("error") or "unknown")))] += 1
-
-    charts = [
-        c
-        for c in (
-            length_chart(kept, seeds, kept_store),
-            diversity_chart(kept, seeds, kept_store),
-            timeline.chart(),
-            rejections_chart(by_block),
-            failures_chart(failed),
-        )
-        if c is not None
-    ]
-    return charts
-
-
-def text_of(record: dict[str, Any]) -> str:
-    """The text a record is measured by: its user string fields, and the contents of a chat
-    record's ``messages``."""
-    text = record_text(record)
-    messages = record.get("messages")
-    if isinstance(messages, list):
-        parts = [str(m.get("content")) for m in messages if isinstance(m, dict) and m.get("content")]
-        text = "\n".join([text, *parts]) if text else "\n".join(parts)
-    return text
+    The folder's stores are read through its ``TaskScan`` (``fms_dgt/view/scan.py``): the
+    first call reads them, later calls only what was appended since, so a viewer can ask
+    again while the run goes on."""
+    scan = scan_of(Path(task_dir))
+    seeds = TextStats()
+    for seed in seed_examples(Path(task_dir)):
+        seeds.add(record_text(seed))
+    with scan.lock:
+        scan.update()
+        charts = [
+            length_chart(scan.kept, seeds, scan.kept_store),
+            diversity_chart(scan.kept, seeds, scan.kept_store),
+            timeline_chart(scan.timeline),
+            rejections_chart(scan.by_block),
+            failures_chart(scan.failed),
+        ]
+    return [c for c in charts if c is not None]
 
 
 def seed_examples(task_dir: Path) -> list[dict[str, Any]]:
@@ -145,43 +111,7 @@ def seed_examples(task_dir: Path) -> list[dict[str, Any]]:
     return [s for s in seeds if isinstance(s, dict)] if isinstance(seeds, list) else []
 
 
-class _TextStats:
-    """Lengths (counted per value) and a reservoir sample of the texts of one set of records."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.n = 0
-        self.lengths: Counter[int] = Counter()
-        self.quantum = 1  # lengths are counted in multiples of this (grows past MAX_DISTINCT_LENGTHS)
-        self.sample: list[str] = []
-        self._rng = random.Random(seed)
-
-    def add(self, text: str) -> None:
-        self.n += 1
-        self.lengths[len(text) // self.quantum * self.quantum] += 1
-        if len(self.lengths) > MAX_DISTINCT_LENGTHS:
-            self.quantum *= 2
-            coarse: Counter[int] = Counter()
-            for length, count in self.lengths.items():
-                coarse[length // self.quantum * self.quantum] += count
-            self.lengths = coarse
-        if len(self.sample) < DIVERSITY_SAMPLE:
-            self.sample.append(text)
-        else:
-            j = self._rng.randrange(self.n)
-            if j < DIVERSITY_SAMPLE:
-                self.sample[j] = text
-
-    def diversity(self) -> dict[str, float | None]:
-        texts = self.sample
-        return {
-            "distinct-1": distinct_n(texts, 1) if texts else None,
-            "distinct-2": distinct_n(texts, 2) if texts else None,
-            "self-similarity ROUGE-L": self_similarity(texts, "rouge_l", max_texts=ROUGE_SAMPLE),
-            "self-similarity Jaccard": self_similarity(texts, "jaccard", max_texts=JACCARD_SAMPLE),
-        }
-
-
-def length_chart(kept: _TextStats, seeds: _TextStats, store: str) -> Chart | None:
+def length_chart(kept: TextStats, seeds: TextStats, store: str) -> Chart | None:
     if not kept.n:
         return None
     sets = [("synthetic", kept)] + ([("seeds", seeds)] if seeds.n else [])
@@ -221,7 +151,7 @@ def length_chart(kept: _TextStats, seeds: _TextStats, store: str) -> Chart | Non
     )
 
 
-def diversity_chart(kept: _TextStats, seeds: _TextStats, store: str) -> Chart | None:
+def diversity_chart(kept: TextStats, seeds: TextStats, store: str) -> Chart | None:
     if kept.n < 2:
         return None
     sets = [("synthetic", kept)] + ([("seeds", seeds)] if seeds.n >= 2 else [])
@@ -239,128 +169,35 @@ def diversity_chart(kept: _TextStats, seeds: _TextStats, store: str) -> Chart | 
             }
         )
     title = (
-        f"Diversity of kept records ({store}): distinct-n higher is more varied, "
-        f"self-similarity lower is (pairs of ≤{ROUGE_SAMPLE} / ≤{JACCARD_SAMPLE} sampled records)"
+        f"Diversity of kept records ({store}; distinct-n: higher is more varied; self-similarity: "
+        f"lower is more varied, over pairs of ≤{ROUGE_SAMPLE} / ≤{JACCARD_SAMPLE} sampled records)"
     )
     fig = _figure(traces, title, x="", y="score (0-1)", barmode="group")
     fig["layout"]["yaxis"]["range"] = [0, 1]
     return Chart(title, fig)
 
 
-class _Bins:
-    """Counts in ``columns`` per bin of a non-negative integer position, at most
-    ``TIMELINE_BINS`` bins: a position past the last bin doubles the bin width (neighbouring
-    bins merge), so memory is fixed however long the run."""
-
-    def __init__(self, columns: int) -> None:
-        self.columns = columns
-        self.width = 1
-        self.bins: list[list[int]] = []
-
-    def add(self, position: int, column: int) -> None:
-        while position // self.width >= TIMELINE_BINS:
-            self._merge()
-        i = position // self.width
-        while len(self.bins) <= i:
-            self.bins.append([0] * self.columns)
-        self.bins[i][column] += 1
-
-    def _merge(self) -> None:
-        self.width *= 2
-        merged = [[0] * self.columns for _ in range((len(self.bins) + 1) // 2)]
-        for i, b in enumerate(self.bins):
-            for c in range(self.columns):
-                merged[i // 2][c] += b[c]
-        self.bins = merged
-
-    def readable(self, records: int, min_mean: int = 5, min_bins: int = 10) -> None:
-        """Merge bins until they hold ``min_mean`` records on average (a rate over one or
-        two records is noise), keeping at least ``min_bins``; a bin's records are the sum of
-        its first ``records`` columns."""
-        while len(self.bins) > min_bins:
-            filled = [n for b in self.bins if (n := sum(b[:records]))]
-            if not filled or sum(filled) / len(filled) >= min_mean:
-                break
-            self._merge()
-
-
-class _Timeline:
-    """Accepted, rejected and dedup-rejected records of the generation stage per bin of the
-    order key (call index or input row)."""
-
-    def __init__(self) -> None:
-        self.bins = _Bins(3)  # accepted, rejected, rejected as duplicate
-        self.keys: Counter[str] = Counter()
-        self.written = _Bins(2)  # rejections in write order (the fallback): rejected, duplicate
-        self.rejections = 0
-
-    def accepted(self, record: dict[str, Any]) -> None:
-        self._add(record, [0])
-
-    def rejected(self, row: dict[str, Any], kind: str) -> None:
-        dedup = "duplicate" in kind.lower()
-        self.written.add(self.rejections, 0)
-        if dedup:
-            self.written.add(self.rejections, 1)
-        self.rejections += 1
-        if str(row.get("stage", "generation")) != "generation":
-            return  # postprocessing removed an already accepted record: not a generation-time rate
-        record = row.get("record")
-        self._add(record if isinstance(record, dict) else {}, [1, 2] if dedup else [1])
-
-    def _add(self, record: dict[str, Any], columns: list[int]) -> None:
-        lineage = record.get("lineage")
-        lineage = lineage if isinstance(lineage, dict) else {}
-        for key in ("request_idx", "row"):
-            value = lineage.get(key)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                self.keys[key] += 1
-                for column in columns:
-                    self.bins.add(value, column)
-                return
-
-    def chart(self) -> Chart | None:
-        if not self.keys:
-            return self._written_chart()
-        key = self.keys.most_common(1)[0][0]
-        axis = "builder call index (request_idx)" if key == "request_idx" else "input row"
-        self.bins.readable(records=2)
-        width = self.bins.width
-        x, rej, dup, hover = [], [], [], []
-        for i, (acc, r, d) in enumerate(self.bins.bins):
-            if acc + r == 0:
-                continue
-            x.append(i * width)
-            rej.append(round(100 * r / (acc + r), 2))
-            dup.append(round(100 * d / (acc + r), 2))
-            hover.append(f"{acc} accepted, {r} rejected ({d} as duplicates)")
-        if not x:
-            return None
-        unit = "call" if key == "request_idx" else "row"
+def timeline_chart(timeline: Timeline) -> Chart | None:
+    """Rejection and dedup rates along the run (``fms_dgt/view/timeline.py`` says which axis)."""
+    rates = timeline.rates()
+    if rates is None:
+        return None
+    if rates.unit == "rejected record":
         title = (
-            f"Rejection and dedup rates along the run, by {axis} in bins of {width} {unit}s "
-            "(generation stage; the stores carry no timestamps)"
-        )
-        traces = [
-            _line(x, rej, "rejected % of offered", hover),
-            _line(x, dup, "rejected as duplicate %", hover),
-        ]
-        return Chart(title, _figure(traces, title, x=f"{axis} (start of bin)", y="% of records offered"))
-
-    def _written_chart(self) -> Chart | None:
-        if not self.rejections:
-            return None
-        self.written.readable(records=1, min_mean=20)
-        width = self.written.width
-        x = [i * width for i in range(len(self.written.bins))]
-        share = [round(100 * d / r, 2) if r else 0.0 for r, d in self.written.bins]
-        hover = [f"{d} of {r} rejections were duplicates" for r, d in self.written.bins]
-        title = (
-            f"Duplicates among rejections, in the order they were written (batches of {width}; "
+            f"Duplicates among rejections, in the order they were written (batches of {rates.width}; "
             "the records carry no timestamps or call index)"
         )
-        traces = [_line(x, share, "duplicates % of rejections", hover)]
-        return Chart(title, _figure(traces, title, x="rejected records written before", y="%"))
+        x_title, y_title = "rejected records written before", "% of rejections"
+    else:
+        title = (
+            f"Rejection and dedup rates along the run, by {rates.axis} in bins of {rates.width} "
+            f"{rates.unit}s (generation stage; the stores carry no timestamps)"
+        )
+        x_title, y_title = f"{rates.axis} (start of bin)", "% of records offered"
+    traces = [_line(rates.x, y, name, rates.hover) for name, y in rates.series.items()]
+    fig = _figure(traces, title, x=x_title, y=y_title)
+    fig["layout"]["yaxis"]["rangemode"] = "tozero"
+    return Chart(title, fig)
 
 
 def rejections_chart(by_block: dict[str, Counter[str]]) -> Chart | None:
@@ -426,8 +263,8 @@ def _figure(
 ) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "title": {"text": _wrap(title), "font": {"size": 14}},
-        "xaxis": {"title": {"text": x}},
-        "yaxis": {"title": {"text": y}},
+        "xaxis": {"title": {"text": x}, "automargin": True},
+        "yaxis": {"title": {"text": y}, "automargin": True},
         "margin": {"t": 70, "l": 60, "r": 20, "b": 50},
         "height": 360,
         "legend": {"orientation": "h", "y": -0.25},

@@ -167,7 +167,67 @@ def test_large_store_is_read_in_bounded_memory_and_time(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert peak < 40_000_000 < size, (peak, size)
     assert elapsed < 60, elapsed
+    start = time.perf_counter()
+    again = task_charts(d)  # nothing appended: nothing read again, diversity not recomputed
+    assert time.perf_counter() - start < max(0.5, elapsed / 10)
+    assert [c.figure for c in again] == [c.figure for c in charts]
     timeline = by_title(charts, "Rejection and dedup rates")
     assert len(timeline.figure["data"][0]["x"]) <= 50
     length = by_title(charts, "Length of kept records")
     assert sum(length.figure["data"][0]["customdata"]) == 200_000
+
+
+def test_timeline_bins_stay_bounded() -> None:
+    """A million positions: at most MAX_BINS bins, counts preserved, widths a power of two."""
+    from fms_dgt.view.timeline import MAX_BINS, Bins
+
+    bins = Bins(2)
+    for position in range(0, 1_000_000, 7):
+        bins.add(position, position % 2)
+    assert len(bins.bins) <= MAX_BINS and bins.width & (bins.width - 1) == 0
+    assert sum(b[0] + b[1] for b in bins.bins) == len(range(0, 1_000_000, 7))
+    assert bins.bins[0][0] + bins.bins[0][1] == len(range(0, bins.width, 7))
+
+
+def test_parquet_stores_are_read(tmp_path: Path) -> None:
+    from fms_dgt.datastores.files import FileDatastore
+
+    store = FileDatastore(store_name="data", output_dir=tmp_path, task_name="t", output_data_format="parquet")
+    store.save_data([record(i, "y" * 12) for i in range(30)])
+    store.close()
+    chart = by_title(task_charts(tmp_path / "t"), "Length of kept records")
+    (bars,) = chart.figure["data"]
+    assert sum(bars["customdata"]) == 30 and bars["customdata"][12 // bars["width"]] == 30
+
+
+def kept_count(task_dir: Path) -> int:
+    return sum(by_title(task_charts(task_dir), "Length of kept records").figure["data"][0]["customdata"])
+
+
+def test_appended_records_are_read_incrementally(tmp_path: Path) -> None:
+    """A running task: later calls see appended lines, a line still being written waits, a
+    store rewritten or replaced is read again from the start, final_data takes over."""
+    d = tmp_path / "t"
+    data = d / "data.jsonl"
+    write_jsonl(data, [record(i, "a" * 10) for i in range(10)])
+    assert kept_count(d) == 10
+    with open(data, "a") as fh:
+        fh.writelines(json.dumps(record(i, "b" * 10)) + "\n" for i in range(10, 15))
+        fh.write(json.dumps(record(15, "c"))[:20])  # torn: the writer is mid-line
+    assert kept_count(d) == 15
+    with open(data, "a") as fh:
+        fh.write(json.dumps(record(15, "c"))[20:] + "\n")
+    assert kept_count(d) == 16
+    # rewritten in place (same file, more bytes, other content): read again from the start
+    with open(data, "w") as fh:
+        fh.writelines(json.dumps(record(i, "z" * 50)) + "\n" for i in range(40))
+    chart = by_title(task_charts(d), "Length of kept records")
+    (bars,) = chart.figure["data"]
+    assert sum(bars["customdata"]) == 40 and bars["customdata"][50 // bars["width"]] == 40
+    # replaced by a shorter file (temp file + rename)
+    write_jsonl(d / "tmp.jsonl", [record(i, "y") for i in range(3)])
+    (d / "tmp.jsonl").replace(data)
+    assert kept_count(d) == 3
+    write_jsonl(d / "final_data.jsonl", [record(i, "y") for i in range(2)])
+    chart = by_title(task_charts(d), "Length of kept records")
+    assert "final_data" in chart.title and sum(chart.figure["data"][0]["customdata"]) == 2

@@ -1,4 +1,4 @@
-"""Data-quality report of a run: ``python -m fms_dgt.report <output_dir> [--json FILE]``.
+"""Data-quality report of a run: ``python -m fms_dgt.report <output_dir> [--json FILE] [--html FILE]``.
 
 For every task folder under ``<output_dir>`` it reads the stores the run wrote (``data``,
 ``final_data``, ``rejected``, ``failed``, jsonl or parquet) and ``task_results.json``, and
@@ -7,21 +7,25 @@ of the kept records (distinct-1/2 and self-similarity over a sample), tokens, an
 ``--reference FIELD:REFERENCE`` (repeatable) the reference metrics of a field against another
 field of the same records (ROUGE-1/2/L, exact match, token F1; ``metrics/reference.py``). The
 rejection and failure counts come from the stores, not from the run's counters, so they
-cover every run of a resumed task. ``--json`` writes the same figures as one JSON document.
+cover every run of a resumed task. ``--json`` writes the same figures as one JSON document;
+``--html`` one self-contained HTML page with them, the viewer's charts and a sample of
+records (``fms_dgt/view/static_report.py``).
 
-Exit status: 0, or 2 when the folder does not exist or holds no task output, or when a
-``--reference`` is malformed or names fields no record has.
+Exit status: 0, or 2 when the folder does not exist or holds no task output, when a
+``--reference`` is malformed or names fields no record has, or when the ``--html`` file
+cannot be written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fms_dgt.datapoint import BASE_FIELDS
 from fms_dgt.datastores.base import read_json
@@ -33,6 +37,27 @@ from fms_dgt.metrics.reference import render as render_reference
 from fms_dgt.registry import did_you_mean
 
 STORES = (DATA, FINAL, REJECTED, FAILED)
+# diversity is measured on at most this many kept records (a uniform sample beyond), so the
+# report of a task with millions of records holds a bounded number of texts
+DIVERSITY_MAX_RECORDS = 20_000
+
+T = TypeVar("T")
+
+
+def reservoir(items: Iterable[T], k: int, seed: int = 0) -> tuple[list[T], int]:
+    """A uniform sample of ``k`` of ``items`` (all of them, in order, if there are no more),
+    drawn in one pass with ``k`` items in memory; and how many items there were."""
+    rng = random.Random(seed)
+    kept: list[tuple[int, T]] = []
+    n = 0
+    for n, item in enumerate(items, 1):
+        if len(kept) < k:
+            kept.append((n, item))
+        else:
+            j = rng.randrange(n)
+            if j < k:
+                kept[j] = (n, item)
+    return [item for _, item in sorted(kept, key=lambda t: t[0])], n
 
 
 def store_format(task_dir: Path, store: str) -> str | None:
@@ -88,10 +113,15 @@ def is_task_dir(d: Path) -> bool:
 
 
 def record_text(record: dict[str, Any], fields: Sequence[str] | None = None) -> str:
-    """The text of a record for diversity: the given fields, or every user string field."""
+    """The text of a record for diversity and length: the given fields, or every user string
+    field and the contents of a chat record's ``messages``."""
     if fields:
         return "\n".join(str(record[f]) for f in fields if record.get(f) is not None)
-    return "\n".join(v for k, v in record.items() if k not in BASE_FIELDS and isinstance(v, str))
+    parts = [v for k, v in record.items() if k not in BASE_FIELDS and isinstance(v, str)]
+    messages = record.get("messages")
+    if isinstance(messages, list):
+        parts += [m["content"] for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str)]
+    return "\n".join(parts)
 
 
 def task_report(
@@ -106,7 +136,9 @@ def task_report(
     results = read_json(task_dir / "task_results.json") or {}
     accepted = sum(1 for _ in read_store(task_dir, "data"))
     final_kind = "final_data" if store_format(task_dir, "final_data") else "data"
-    texts = [record_text(r, fields) for r in read_store(task_dir, final_kind)]
+    texts, kept = reservoir(
+        (record_text(r, fields) for r in read_store(task_dir, final_kind)), DIVERSITY_MAX_RECORDS
+    )
 
     by_block: dict[str, Counter[str]] = defaultdict(Counter)
     by_stage: Counter[str] = Counter()
@@ -128,7 +160,7 @@ def task_report(
         "status": results.get("status"),
         "target": results.get("target"),
         "accepted": accepted,
-        "final": len(texts) if final_kind == "final_data" else None,
+        "final": kept if final_kind == "final_data" else None,
         "rejected": {
             "total": sum(by_stage.values()),
             "by_stage": dict(by_stage),
@@ -143,7 +175,9 @@ def task_report(
         },
         "diversity": {
             "records": len(texts),
-            "source": final_kind,
+            "source": final_kind
+            if kept == len(texts)
+            else f"a uniform sample of {kept:,} {final_kind} records",
             "distinct_1": round(distinct_n(texts, 1), 4),
             "distinct_2": round(distinct_n(texts, 2), 4),
             "self_similarity_rouge_l": _round(self_similarity(texts, "rouge_l", max_texts=sample)),
@@ -235,6 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("output_dir", help="the run's output directory (holds one folder per task)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': stdout only)")
+    parser.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write one self-contained HTML file: these figures as tables, the viewer's charts "
+        "and a sample of records (works offline)",
+    )
     parser.add_argument("--task", action="append", help="only this task (repeatable)")
     parser.add_argument("--fields", nargs="+", help="record fields used for diversity (default: all text)")
     parser.add_argument("--sample", type=int, default=300, help="records sampled for self-similarity")
@@ -253,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    if args.html and (why := _html_unwritable(Path(args.html))):
+        print(f"error: --html {args.html}: {why}", file=sys.stderr)
+        return 2
     out = Path(args.output_dir)
     if not out.is_dir():
         print(f"error: output directory '{out}' does not exist", file=sys.stderr)
@@ -276,10 +319,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = {"output_dir": str(out), "tasks": reports}
     if args.json == "-":
         print(json.dumps(doc, indent=2, ensure_ascii=False))
-        return 0
-    print(render(reports), end="")
-    if args.json:
+    else:
+        print(render(reports), end="")
+    if args.json and args.json != "-":
         Path(args.json).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if args.html:
+        return _write_html(Path(args.html), out, [(d, r) for (d, _), r in zip(dirs, reports)])
+    return 0
+
+
+def _html_unwritable(path: Path) -> str | None:
+    from fms_dgt.view.static_report import check_writable
+
+    return check_writable(path)
+
+
+def _write_html(path: Path, out: Path, tasks: list[tuple[Path, dict[str, Any]]]) -> int:
+    """The HTML report (``fms_dgt/view/static_report.py``); 2 if it cannot be written."""
+    from fms_dgt.view.static_report import render_html, write_html
+
+    try:
+        write_html(path, render_html(out, tasks))
+    except OSError as exc:
+        print(f"error: --html {path}: cannot write it: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"error: --html {path}: {exc}", file=sys.stderr)
+        return 2
+    print(f"HTML report written to {path}", file=sys.stderr)
     return 0
 
 

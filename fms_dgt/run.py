@@ -113,13 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cli() -> int:
     """The ``dgt`` console script: ``main`` with a quiet exit when stdout's reader goes away.
-    ``dgt export ...`` is ``python -m fms_dgt.export ...``."""
+    ``dgt export ...`` is ``python -m fms_dgt.export ...``, ``dgt view ...`` is
+    ``python -m fms_dgt.view ...``."""
     from fms_dgt.console import run_cli
 
     if sys.argv[1:2] == ["export"]:
         from fms_dgt.export.__main__ import main as export_main
 
         return run_cli(lambda: export_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["view"]:
+        from fms_dgt.view.__main__ import main as view_main
+
+        return run_cli(lambda: view_main(sys.argv[2:]))
     return run_cli(main)
 
 

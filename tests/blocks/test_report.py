@@ -133,3 +133,25 @@ def test_report_of_a_real_run(tmp_path: Path, fmt: str) -> None:
     assert r["tokens"]["prompt"] > 0 and r["diversity"]["records"] == 12
     if fmt == "jsonl":
         assert r["accepted"] == len(read_jsonl(out / "t1" / "data.jsonl"))
+
+
+def test_diversity_of_a_big_task_is_over_a_bounded_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fms_dgt.report as report
+
+    monkeypatch.setattr(report, "DIVERSITY_MAX_RECORDS", 50)
+    _jsonl(tmp_path / "t" / "data.jsonl", [{"id": str(i), "q": f"w{i} x"} for i in range(500)])
+    r = task_report(tmp_path / "t")
+    assert r["accepted"] == 500 and r["diversity"]["records"] == 50
+    assert r["diversity"]["source"] == "a uniform sample of 500 data records"
+    assert r["diversity"]["distinct_1"] == pytest.approx(51 / 100)  # 50 distinct w<i> and one x
+
+
+def test_chat_records_are_measured_by_their_messages(tmp_path: Path) -> None:
+    turns = [{"role": "user", "content": "a b"}, {"role": "assistant", "content": "c d"}]
+    _jsonl(
+        tmp_path / "t" / "data.jsonl", [{"id": "1", "messages": turns}, {"id": "2", "messages": turns[:1]}]
+    )
+    d = task_report(tmp_path / "t")["diversity"]
+    assert d["distinct_1"] == pytest.approx(4 / 6, abs=1e-4)  # a b c d, a b

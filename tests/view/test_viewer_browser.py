@@ -43,12 +43,23 @@ def _total(driver: Any) -> int:
     return int(_wait(driver, "#total").text)
 
 
+def _apply(driver: Any) -> None:
+    """Submit the filter form and wait for the new page (reading #total before it arrives
+    would read the old page's count)."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = _wait(driver, "#records")
+    _wait(driver, "#apply").click()
+    WebDriverWait(driver, 20).until(ec.staleness_of(old))
+    _wait(driver, "#records")
+
+
 def _search(driver: Any, text: str) -> None:
     box = _wait(driver, "#search")
     box.clear()
     box.send_keys(text)
-    _wait(driver, "#apply").click()
-    _wait(driver, "#records")
+    _apply(driver)
 
 
 def _no_errors(driver: Any) -> None:
@@ -138,7 +149,7 @@ def test_a_real_run_in_the_browser(browser: Any, real_server: ViewerServer, real
     for reason, n in Counter(reason_kind(r["reason"]) for r in rejected).items():
         browser.get(f"{real_server.url}/records?t={REAL_TASK}&store=rejected")
         _choose(browser, "#f2", reason)
-        _wait(browser, "#apply").click()
+        _apply(browser)
         assert _total(browser) == n
         shown = [td.text for td in _css(browser, "#records td.reason")]
         assert len(shown) == min(n, 25) and all(reason in text for text in shown)
@@ -211,7 +222,7 @@ def test_rejections_failures_and_markup_in_the_browser(
     for reason, n in by_reason.items():
         browser.get(f"{srv.url}/records?t={STUB_TASK}&store=rejected")
         _choose(browser, "#f2", reason)
-        _wait(browser, "#apply").click()
+        _apply(browser)
         assert _total(browser) == n
         assert all(reason in td.text for td in _css(browser, "#records td.reason"))
     screenshot(browser, "viewer_stub_rejected_by_reason", full_page=True)

@@ -74,9 +74,11 @@ UNUSED = {
     "sampler": "tools are drawn at random here (tools_per_conversation of them): the neighbour, chain "
     "and fan-in/fan-out samplers need embeddings and data-flow graphs this builder does not compute",
     "weight": "one tool sampler per task here (the first of sampler_mix)",
-    "execute": "every turn here executes its calls (simulated) and ends with the assistant's answer; "
-    "the single_turn formatter leaves results and answers out of formatted_data",
 }
+NO_EXECUTE = (
+    "every turn here still runs its calls (simulated) and ends with the assistant's answer, which "
+    "the records keep; the tool_calls formatter (their single_turn) leaves results and answers out"
+)
 
 
 class _Stage(BaseModel):
@@ -220,8 +222,10 @@ def read_fmsdgt(
         out.persona = _personas(
             stage.persona_store.data_path, base_dir, doc, (*key, "persona_store", "data_path")
         )
-    if "execute" not in stages or "summarize" not in stages:
-        unused.setdefault("execute", []).append(("iteration_stages",))
+    missing = [n for n in ("execute", "summarize") if n not in stages]
+    if iteration is not None and missing:
+        where = ":".join(map(str, doc.locate("iteration_stages"))) if doc else "iteration_stages"
+        log.warning("%s: the iteration stages have no %s stage: %s", where, " or ".join(missing), NO_EXECUTE)
     warn(unused, doc)
     return out
 
@@ -314,11 +318,14 @@ def _registry(
                 )
             )
         elif engine.lm_config is not None:
-            unused.setdefault("lm_config", []).append(("tools", "engines", entry.engine, "lm_config"))
+            at = ("tools", "engines", entry.engine, "lm_config")
+            if at not in unused.get("lm_config", []):
+                unused.setdefault("lm_config", []).append(at)
         if entry.namespace is not None:
             unused.setdefault("namespace", []).append((*key, "namespace"))
         path = Path(os.path.expandvars(entry.path))
-        path = path if path.is_absolute() else base_dir / path
+        if not path.is_absolute():  # the task.yaml's folder, then (as theirs) the working directory
+            path = base_dir / path if (base_dir / path).is_file() or not path.is_file() else path.resolve()
         if not path.is_file():
             looked = f" (looked for {path})" if str(path) != entry.path else ""
             problems.add(error(f"no tools file '{entry.path}'{looked}", *key, "path"))
@@ -399,6 +406,8 @@ def _returns(entry: dict[str, Any]) -> dict[str, Any]:
 def _personas(data_path: str, base_dir: Path, doc: YamlDoc | None, key: Key) -> PersonaSampler:
     """Their persona store as a ``persona`` sampler; read once here so that a missing or
     empty file is an error at ``data_path``."""
+    if not Path(data_path).is_absolute() and not (base_dir / data_path).exists() and Path(data_path).exists():
+        data_path = str(Path(data_path).resolve())  # as theirs: from the working directory
     sampler = PersonaSampler(type="persona", path=data_path)
     try:
         sampler.load(base_dir)

@@ -57,6 +57,8 @@ def test_simulated_conversations_are_valid_turn_by_turn(run_example: RunExample)
                 returns = task.tools_by_name[names[message["tool_call_id"]]].returns
                 assert schema_problem(returns, json.loads(message["content"]), "(result)") is None
         assert all(c["via"] == "simulated" for e in lineage["execution"] for c in e["calls"])
+    # the example's seed draws two turns for most conversations (1 or 2 by min/max_turns)
+    assert any(r["lineage"]["turns"] == 2 for r in kept), [r["lineage"]["turns"] for r in kept]
     for rejection in rejected:
         if rejection["block"] in ("tool_calling", "tool_simulation"):
             kind = (rejection["block"], rejection["reason"].split(":")[0])

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import importlib.machinery
 import importlib.util
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,12 +63,54 @@ class Tool:
     returns: dict[str, Any] | None = None  # a JSON schema of the result, when declared
 
     @property
+    def brief(self) -> str:
+        """The tool as the prompts list it: its name, the first sentence of its description
+        and one clause per argument (type, required, allowed values, a short description).
+        Far shorter than the JSON schema (fifteen tools fit a small model's context); the
+        schema itself steers the decoding of the calls and checks them."""
+        required = set(self.parameters.get("required") or [])
+        clauses = [
+            _argument(name, spec if isinstance(spec, dict) else {}, name in required)
+            for name, spec in (self.parameters.get("properties") or {}).items()
+        ]
+        arguments = "; ".join(clauses) if clauses else "none"
+        return f"{self.name}: {_first_sentence(self.description, 200)} Arguments: {arguments}."
+
+    @property
     def definition(self) -> dict[str, Any]:
         """The OpenAI ``tools`` entry, as given to the model and kept on each record."""
         return {
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
         }
+
+
+def _first_sentence(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    end = re.search(r"[.!?](\s|$)", text)
+    text = text[: end.end()].strip() if end else text
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _argument(name: str, spec: dict[str, Any], required: bool) -> str:
+    """``name (type, required, one of a | b): description`` for a prompt; a nested object or
+    array shows its schema as JSON."""
+    kind = spec.get("type", "any")
+    parts = [" or ".join(kind) if isinstance(kind, list) else str(kind)]
+    if required:
+        parts.append("required")
+    if isinstance(spec.get("enum"), list):
+        parts.append("one of " + " | ".join(json.dumps(v) for v in spec["enum"]))
+    if kind in ("object", "array") and ("properties" in spec or "items" in spec):
+        nested = {k: v for k, v in spec.items() if k in ("properties", "items", "required")}
+        parts.append("schema " + json.dumps(nested)[:300])
+    text = f"{name} ({', '.join(parts)})"
+    description = spec.get("description")
+    return (
+        f"{text}: {_first_sentence(description, 100)}"
+        if isinstance(description, str) and description
+        else text
+    )
 
 
 def parse_tools(

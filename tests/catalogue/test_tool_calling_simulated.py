@@ -158,6 +158,12 @@ def test_conversations_of_two_turns_with_simulated_results(tmp_path: Path) -> No
     # ... and shown the earlier results, so that made-up values stay the same
     text = cancel["messages"][-1]["content"]
     assert 'lookup_order({"order_id": "#W0"}) -> {"status": "pending", "total": 40}' in text
+    # the tools are listed briefly (the schemas steer the decoding and check the calls)
+    first = run.bodies[0]["messages"][-1]["content"]
+    assert (
+        "- lookup_order: The status and total of an order. Arguments: order_id (string, required)." in first
+    )
+    assert 'reason (string, required, one of "no longer needed" | "ordered by mistake")' in first
     # the second turn's prompt holds the first turn
     follow = next(
         b["messages"][-1]["content"]

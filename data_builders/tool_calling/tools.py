@@ -65,7 +65,7 @@ class Tool:
     @property
     def brief(self) -> str:
         """The tool as the prompts list it: its name, the first sentence of its description
-        and one clause per argument (type, required, allowed values, a short description).
+        and one clause per argument (type, required, allowed values).
         Far shorter than the JSON schema (fifteen tools fit a small model's context); the
         schema itself steers the decoding of the calls and checks them."""
         required = set(self.parameters.get("required") or [])
@@ -73,8 +73,8 @@ class Tool:
             _argument(name, spec if isinstance(spec, dict) else {}, name in required)
             for name, spec in (self.parameters.get("properties") or {}).items()
         ]
-        arguments = "; ".join(clauses) if clauses else "none"
-        return f"{self.name}: {_first_sentence(self.description, 200)} Arguments: {arguments}."
+        arguments = ", ".join(clauses) if clauses else "none"
+        return f"{self.name}: {_first_sentence(self.description, 120)} Arguments: {arguments}"
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -92,9 +92,19 @@ def _first_sentence(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
+def _bare(schema: Any) -> Any:
+    """``schema`` without its descriptions (a nested schema shown in a prompt)."""
+    if isinstance(schema, dict):
+        return {k: _bare(v) for k, v in schema.items() if k not in ("description", "title", "examples")}
+    if isinstance(schema, list):
+        return [_bare(v) for v in schema]
+    return schema
+
+
 def _argument(name: str, spec: dict[str, Any], required: bool) -> str:
-    """``name (type, required, one of a | b): description`` for a prompt; a nested object or
-    array shows its schema as JSON."""
+    """``name (type, required, one of a | b)`` for a prompt; a nested object or array shows
+    its schema as JSON (without descriptions). Argument descriptions are left out: with a
+    dozen tools they would not fit a small model's context."""
     kind = spec.get("type", "any")
     parts = [" or ".join(kind) if isinstance(kind, list) else str(kind)]
     if required:
@@ -103,14 +113,8 @@ def _argument(name: str, spec: dict[str, Any], required: bool) -> str:
         parts.append("one of " + " | ".join(json.dumps(v) for v in spec["enum"]))
     if kind in ("object", "array") and ("properties" in spec or "items" in spec):
         nested = {k: v for k, v in spec.items() if k in ("properties", "items", "required")}
-        parts.append("schema " + json.dumps(nested)[:300])
-    text = f"{name} ({', '.join(parts)})"
-    description = spec.get("description")
-    return (
-        f"{text}: {_first_sentence(description, 100)}"
-        if isinstance(description, str) and description
-        else text
-    )
+        parts.append("schema " + json.dumps(_bare(nested))[:200])
+    return f"{name} ({', '.join(parts)})"
 
 
 def parse_tools(

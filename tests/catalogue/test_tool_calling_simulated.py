@@ -161,7 +161,7 @@ def test_conversations_of_two_turns_with_simulated_results(tmp_path: Path) -> No
     # the tools are listed briefly (the schemas steer the decoding and check the calls)
     first = run.bodies[0]["messages"][-1]["content"]
     assert (
-        "- lookup_order: The status and total of an order. Arguments: order_id (string, required)." in first
+        "- lookup_order: The status and total of an order. Arguments: order_id (string, required)\n" in first
     )
     assert 'reason (string, required, one of "no longer needed" | "ordered by mistake")' in first
     # the second turn's prompt holds the first turn

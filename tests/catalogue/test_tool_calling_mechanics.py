@@ -269,3 +269,24 @@ def test_an_endpoint_error_is_a_failed_execution(tmp_path: Path) -> None:
     }
     [kept] = run.store("final_data")
     assert kept["messages"][3]["content"] == '{"city": "Lima", "sky": "clear"}'
+
+
+def test_a_result_breaking_returns_is_a_failed_execution(tmp_path: Path) -> None:
+    with FaultServer(responder=lambda p, b: {"city": b["city"]}) as tool_server:
+        task = _task(tmp_path / "task", tool_server.url + "/weather", max_steps=1, judge=False)
+        task["tools"][3]["returns"] = {"type": "object", "required": ["temperature_c"]}
+        run = run_scripted(
+            task,
+            tmp_path,
+            answer_for([SCRIPT[5]]),
+            num_outputs_to_generate=1,
+            max_concurrent_calls=1,
+            max_stalled_attempts=1,
+        )
+    assert run.store("final_data") == []
+    [rejected] = run.store("rejected")
+    assert rejected["block"] == "tool_execution"
+    assert rejected["reason"] == (
+        "execution failed: tool 'weather': the result breaks its returns schema: "
+        "at (result): 'temperature_c' is a required property"
+    )

@@ -89,6 +89,7 @@ class Conversation:
         self.results: list[LMResult] = []
         self.meta = {"request_idx": request_idx}
         self.verdicts: list[dict[str, Any]] = []
+        self.turn = 1  # the user turn being made
 
 
 @register_data_builder("tool_calling")
@@ -171,7 +172,7 @@ class ToolCallingBuilder(PromptBuilder):
         return result
 
     def _reject(self, conv: Conversation, kind: str, detail: str, block: str, **raw: Any) -> Stop:
-        where = f"turn {conv.exchange.turn}: " if self.task.max_turns > 1 else ""
+        where = f"turn {conv.turn}: " if self.task.max_turns > 1 else ""
         raw = {**raw, "messages": conv.exchange.messages}
         return [Rejection(f"{kind}: {where}{detail}", raw=raw, block=block)]
 
@@ -182,6 +183,7 @@ class ToolCallingBuilder(PromptBuilder):
         conv = Conversation(request_idx, tools, persona_text(samples))
         turns = task.turns_for(request_idx)
         for turn in range(1, turns + 1):
+            conv.turn = turn
             if turn == 1:
                 prompt = self.prompt(seed_data, samples, request_idx)
             else:

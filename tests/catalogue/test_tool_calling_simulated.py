@@ -76,6 +76,8 @@ def scripted(bad: dict[int, str] | None = None) -> Any:
             )
         if prompt.startswith("You write training data"):
             i = next(firsts)
+            if bad.get(i) == "malformed":
+                return '{"request": "Where is my order?", "calls": [{"name": "lookup_order"'
             return plan(f"Where is my order #W{i}?", "lookup_order", {"order_id": f"#W{i}"})
         if prompt.startswith("You play a software function"):
             order = re.findall(r"It is now called as \w+\((.*)\)\.", prompt)[0]
@@ -174,14 +176,16 @@ def test_conversations_of_two_turns_with_simulated_results(tmp_path: Path) -> No
 
 
 def test_invalid_calls_and_results_are_rejected_with_reasons(tmp_path: Path) -> None:
-    bad = {1: "unknown tool", 2: "breaks returns", 3: "not json"}
+    bad = {1: "unknown tool", 2: "breaks returns", 3: "not json", 4: "malformed"}
     run = run_scripted(_task(), tmp_path, scripted(bad), num_outputs_to_generate=2, max_concurrent_calls=1)
     assert run.outcome.status == "complete", run.outcome.message
     kept = [r["messages"][1]["content"] for r in run.store("final_data")]
-    assert kept == ["Where is my order #W0?", "Where is my order #W4?"]
+    assert kept == ["Where is my order #W0?", "Where is my order #W5?"]
     rejected = run.store("rejected")
-    assert Counter(r["block"] for r in rejected) == {"tool_calling": 1, "tool_simulation": 2}
-    [unknown] = [r for r in rejected if r["block"] == "tool_calling"]
+    assert Counter(r["block"] for r in rejected) == {"tool_calling": 2, "tool_simulation": 2}
+    [malformed] = [r for r in rejected if r["reason"].startswith("malformed call")]
+    assert malformed["reason"].startswith("malformed call: turn 1: (answer): Invalid JSON")
+    [unknown] = [r for r in rejected if r["reason"].startswith("schema violation")]
     assert unknown["reason"].startswith("schema violation: turn 2: unknown tool 'refund_everything'")
     assert "(tools: cancel_order, lookup_order)" in unknown["reason"]
     assert [m["role"] for m in unknown["record"]["raw"]["messages"]][-2:] == ["assistant", "user"]

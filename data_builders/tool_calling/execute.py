@@ -22,7 +22,7 @@ import aiohttp
 
 from fms_dgt.sandbox import Limits, run_callable
 
-from .tools import Tool
+from .tools import Tool, schema_problem
 
 MAX_RESULT_CHARS = 4000
 
@@ -50,9 +50,20 @@ def as_content(value: Any) -> str:
 async def execute(
     tool: Tool, arguments: dict[str, Any], limits: Limits, python_path: list[Path], http_timeout: float
 ) -> CallOutcome:
+    """The outcome of running one call; a result that breaks the tool's ``returns`` schema
+    (when it declares one) is a failed call."""
     if tool.implementation is not None:
-        return await _in_sandbox(tool, arguments, limits, python_path)
-    return await _over_http(tool, arguments, http_timeout)
+        outcome = await _in_sandbox(tool, arguments, limits, python_path)
+    else:
+        outcome = await _over_http(tool, arguments, http_timeout)
+    if outcome.ok and tool.returns is not None:
+        try:
+            problem = schema_problem(tool.returns, json.loads(outcome.content), "(result)")
+        except json.JSONDecodeError:
+            problem = "it is not JSON"
+        if problem:
+            outcome.error = f"tool '{tool.name}': the result breaks its returns schema: {problem}"
+    return outcome
 
 
 async def _in_sandbox(

@@ -11,6 +11,11 @@ A tool is an OpenAI function tool plus how to run it::
         parameters: {type: object, properties: {...}, required: [...]}
       implementation: units:convert     # module:function, run in the sandbox
       # or: endpoint: http://127.0.0.1:8080/convert   (POST of the JSON arguments)
+      # returns: {type: object, ...}    # optional: a JSON schema of the result
+
+With ``tool_execution: simulated`` a tool has neither ``implementation`` nor ``endpoint``:
+a model plays it, and ``returns`` (when given) is the schema its results must validate
+against.
 
 Everything that can be wrong in a definition is found before any model is loaded, and
 reported at its line: a parameters schema that is not a valid JSON schema, a duplicated
@@ -24,6 +29,7 @@ from __future__ import annotations
 import ast
 import importlib.machinery
 import importlib.util
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +44,7 @@ NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what the OpenAI API accepts
 TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 SCHEMA_HINT = "see https://json-schema.org/understanding-json-schema (draft 2020-12)"
 TYPE_HINT = "a JSON schema type is one of: string, number, integer, boolean, object, array, null"
-TOOL_KEYS = ("type", "function", "implementation", "endpoint")
+TOOL_KEYS = ("type", "function", "implementation", "endpoint", "returns")
 FUNCTION_KEYS = ("name", "description", "parameters")
 
 # (message, keys inside the tools list, hint) -> a located ConfigError
@@ -54,6 +60,21 @@ class Tool:
     parameters: dict[str, Any]
     implementation: str | None = None
     endpoint: str | None = None
+    returns: dict[str, Any] | None = None  # a JSON schema of the result, when declared
+
+    @property
+    def brief(self) -> str:
+        """The tool as the prompts list it: its name, the first sentence of its description
+        and one clause per argument (type, required, allowed values).
+        Far shorter than the JSON schema (fifteen tools fit a small model's context); the
+        schema itself steers the decoding of the calls and checks them."""
+        required = set(self.parameters.get("required") or [])
+        clauses = [
+            _argument(name, spec if isinstance(spec, dict) else {}, name in required)
+            for name, spec in (self.parameters.get("properties") or {}).items()
+        ]
+        arguments = ", ".join(clauses) if clauses else "none"
+        return f"{self.name}: {_first_sentence(self.description, 120)} Arguments: {arguments}"
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -64,17 +85,54 @@ class Tool:
         }
 
 
+def _first_sentence(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    end = re.search(r"[.!?](\s|$)", text)
+    text = text[: end.end()].strip() if end else text
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _bare(schema: Any) -> Any:
+    """``schema`` without its descriptions (a nested schema shown in a prompt)."""
+    if isinstance(schema, dict):
+        return {k: _bare(v) for k, v in schema.items() if k not in ("description", "title", "examples")}
+    if isinstance(schema, list):
+        return [_bare(v) for v in schema]
+    return schema
+
+
+def _argument(name: str, spec: dict[str, Any], required: bool) -> str:
+    """``name (type, required, one of a | b)`` for a prompt; a nested object or array shows
+    its schema as JSON (without descriptions). Argument descriptions are left out: with a
+    dozen tools they would not fit a small model's context."""
+    kind = spec.get("type", "any")
+    parts = [" or ".join(kind) if isinstance(kind, list) else str(kind)]
+    if required:
+        parts.append("required")
+    if isinstance(spec.get("enum"), list):
+        parts.append("one of " + " | ".join(json.dumps(v) for v in spec["enum"]))
+    if kind in ("object", "array") and ("properties" in spec or "items" in spec):
+        nested = {k: v for k, v in spec.items() if k in ("properties", "items", "required")}
+        parts.append("schema " + json.dumps(_bare(nested))[:200])
+    return f"{name} ({', '.join(parts)})"
+
+
 def parse_tools(
-    entries: Any, error_at: ErrorAt, search_path: list[Path], check_imports: bool = True
+    entries: Any,
+    error_at: ErrorAt,
+    search_path: list[Path],
+    check_imports: bool = True,
+    simulated: bool = False,
 ) -> list[Tool]:
     """Tools from the loaded list ``entries``; ``error_at(message, *keys, hint=...)`` makes
-    an error located at ``keys`` (an index, then keys inside that tool)."""
+    an error located at ``keys`` (an index, then keys inside that tool). ``simulated``:
+    the tools are played by a model, so they must not name a way to run them."""
     if not isinstance(entries, list) or not entries:
         raise error_at("the tools must be a non-empty list of function tools", hint=_SHAPE_HINT)
     tools: list[Tool] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(entries):
-        tool = _parse_one(entry, i, error_at)
+        tool = _parse_one(entry, i, error_at, simulated)
         if tool.name in seen:
             raise error_at(
                 f"tool name '{tool.name}' is used twice (tools {seen[tool.name]} and {i})",
@@ -102,7 +160,7 @@ _SHAPE_HINT = (
 )
 
 
-def _parse_one(entry: Any, i: int, error_at: ErrorAt) -> Tool:
+def _parse_one(entry: Any, i: int, error_at: ErrorAt, simulated: bool = False) -> Tool:
     if not isinstance(entry, dict):
         raise error_at(f"tool {i} must be a mapping, got {type(entry).__name__}", i, hint=_SHAPE_HINT)
     for key in entry:
@@ -137,7 +195,20 @@ def _parse_one(entry: Any, i: int, error_at: ErrorAt) -> Tool:
         raise error_at(f"tool '{name}': description must be text", i, "function", "description")
     parameters = function.get("parameters", {"type": "object", "properties": {}})
     _check_parameters(name, parameters, i, error_at)
+    returns = entry.get("returns")
+    if returns is not None:
+        _check_schema(name, returns, error_at, i, "returns")
     implementation, endpoint = entry.get("implementation"), entry.get("endpoint")
+    if simulated:
+        if implementation is not None or endpoint is not None:
+            key = "implementation" if implementation is not None else "endpoint"
+            raise error_at(
+                f"tool '{name}' has '{key}', and tool_execution is 'simulated': a model plays every tool",
+                i,
+                key,
+                hint="remove it, or set tool_execution: sandbox to run the real tools",
+            )
+        return Tool(name, description.strip(), parameters, returns=returns)
     if (implementation is None) == (endpoint is None):
         raise error_at(
             f"tool '{name}' needs exactly one of 'implementation' (module:function) or 'endpoint' (an http URL)",
@@ -153,27 +224,29 @@ def _parse_one(entry: Any, i: int, error_at: ErrorAt) -> Tool:
         )
     if endpoint is not None and (not isinstance(endpoint, str) or not re.match(r"^https?://\S+$", endpoint)):
         raise error_at(f"tool '{name}': endpoint must be an http(s) URL, got {endpoint!r}", i, "endpoint")
-    return Tool(name, description.strip(), parameters, implementation, endpoint)
+    return Tool(name, description.strip(), parameters, implementation, endpoint, returns)
 
 
-def _check_parameters(name: str, parameters: Any, i: int, error_at: ErrorAt) -> None:
-    if not isinstance(parameters, dict):
-        raise error_at(
-            f"tool '{name}': parameters must be a JSON schema mapping", i, "function", "parameters"
-        )
+def _check_schema(name: str, schema: Any, error_at: ErrorAt, *keys: Any) -> None:
+    """``schema`` (at ``keys`` of the tools list) is a valid JSON schema mapping."""
+    what = keys[-1]
+    if not isinstance(schema, dict):
+        raise error_at(f"tool '{name}': {what} must be a JSON schema mapping", *keys)
     try:
-        jsonschema.Draft202012Validator.check_schema(parameters)
+        jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         path = [str(p) for p in exc.absolute_path]
         where = "/".join(path) or "(root)"
         raise error_at(
-            f"tool '{name}': parameters is not a valid JSON schema: at {where}: {exc.message}",
-            i,
-            "function",
-            "parameters",
+            f"tool '{name}': {what} is not a valid JSON schema: at {where}: {exc.message}",
+            *keys,
             *path,
             hint=TYPE_HINT if path and path[-1] == "type" else SCHEMA_HINT,
         ) from None
+
+
+def _check_parameters(name: str, parameters: Any, i: int, error_at: ErrorAt) -> None:
+    _check_schema(name, parameters, error_at, i, "function", "parameters")
     if parameters.get("type") != "object":
         raise error_at(
             f"tool '{name}': parameters must describe an object (type: object), got type {parameters.get('type')!r}",
@@ -247,10 +320,15 @@ def call_problem(call: dict[str, Any], tools: dict[str, Tool]) -> str | None:
     arguments = call.get("arguments")
     if not isinstance(arguments, dict):
         return f"tool '{tool.name}': arguments must be an object, got {type(arguments).__name__}"
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(tool.parameters).iter_errors(arguments)
-    )
+    problem = schema_problem(tool.parameters, arguments, "(arguments)")
+    return f"tool '{tool.name}': {problem}" if problem else None
+
+
+def schema_problem(schema: dict[str, Any], value: Any, root: str) -> str | None:
+    """Where and why ``value`` breaks the JSON schema ``schema`` (the most relevant error;
+    ``root`` names the whole value), or None."""
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
     if error is None:
         return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(arguments)"
-    return f"tool '{tool.name}': at {where}: {error.message}"
+    where = "/".join(str(p) for p in error.absolute_path) or root
+    return f"at {where}: {error.message}"

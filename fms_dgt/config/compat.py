@@ -18,12 +18,6 @@ from __future__ import annotations
 # fms-dgt builder name -> (what it does, the closest builder here or None)
 UNSUPPORTED_BUILDERS: dict[str, tuple[str, str | None]] = {
     "time_series": ("SDForger time-series synthesis (fine-tunes a model on the series)", None),
-    # theirs simulates each tool with a model (tools.registry, engine lm_simulator) over
-    # persona and planner stages; ours executes real implementations, one user turn
-    "tool_calling/multi_turn/stateless": (
-        "multi-turn tool-calling conversations with model-simulated tools",
-        "tool_calling",
-    ),
 }
 
 

@@ -24,6 +24,14 @@ formatters.add(
 formatters.add(
     "safety_refusal", "fms_dgt.formatters.safety:SafetyRefusalFormatter", "formatters/safety/refusal"
 )
+formatters.add(
+    "tool_calling",
+    "fms_dgt.formatters.tools:ToolConversationFormatter",
+    "tool_calling/formatters/multi_turn",
+)
+formatters.add(
+    "tool_calls", "fms_dgt.formatters.tools:ToolCallsFormatter", "tool_calling/formatters/single_turn"
+)
 formatters.add("preference", "fms_dgt.formatters.preference:PreferenceFormatter", "dpo")
 formatters.add("input_output", "fms_dgt.formatters.finetune:InputOutputFormatter")
 formatters.add("extractive_qa", "fms_dgt.formatters.finetune:ExtractiveQAFormatter", "squad")

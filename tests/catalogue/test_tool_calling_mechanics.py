@@ -92,15 +92,23 @@ def answer_for(script: list[tuple[str, str]]) -> Any:
 
 
 def check_openai_messages(messages: list[dict[str, Any]], definitions: list[dict[str, Any]]) -> None:
-    """Every message is an OpenAI chat message; each tool call is answered by one ``tool``
-    message with its id, right after the assistant message that made it."""
+    """Every message is an OpenAI chat message: first a system message holding the tool
+    definitions, then user turns; each tool call is answered by one ``tool`` message with
+    its id, right after the assistant message that made it, and each turn ends with the
+    assistant's answer."""
     names = {d["function"]["name"] for d in definitions}
+    system, messages = messages[0], messages[1:]
+    assert system["role"] == "system" and json.loads(system["content"].split("\n", 1)[1]) == definitions
     assert messages[0]["role"] == "user" and isinstance(messages[0]["content"], str)
     assert messages[-1] == {"role": "assistant", "content": messages[-1]["content"]}
     assert isinstance(messages[-1]["content"], str) and messages[-1]["content"]
     pending: list[str] = []
     for message in messages[1:-1]:
-        if message["role"] == "assistant":
+        if message["role"] == "user":  # a new turn: the last one was answered
+            assert not pending and isinstance(message["content"], str)
+        elif message["role"] == "assistant" and not message.get("tool_calls"):
+            assert not pending and isinstance(message["content"], str) and message["content"]
+        elif message["role"] == "assistant":
             assert (
                 not pending
                 and set(message) == {"role", "content", "tool_calls"}
@@ -158,7 +166,7 @@ def test_exactly_the_bad_calls_are_rejected(tmp_path: Path) -> None:
     assert one_of[3]["properties"]["arguments"]["properties"]["city"]["enum"] == ["Paris", "Lima"]
 
     final = run.store("final_data")
-    requests = [r["messages"][0]["content"] for r in final]
+    requests = [r["messages"][1]["content"] for r in final]
     assert requests == [json.loads(SCRIPT[i][1])["request"] for i in (0, 4, 5, 9)]
     definitions = [{"type": t["type"], "function": t["function"]} for t in tools("x")]
     for record in final:
@@ -175,18 +183,18 @@ def test_exactly_the_bad_calls_are_rejected(tmp_path: Path) -> None:
     shown = calls_prompts[-1].split("Requests users made before:\n")[1].split("\n\n")[0].splitlines()
     assert len(shown) == 2 and all(line.removeprefix("- ") in requests[:3] for line in shown), shown
     single, parallel, http, multi = final
-    assert [m["role"] for m in single["messages"]] == ["user", "assistant", "tool", "assistant"]
-    assert single["messages"][2]["content"] == "5"  # add(2, 3) ran in the sandbox
+    assert [m["role"] for m in single["messages"]] == ["system", "user", "assistant", "tool", "assistant"]
+    assert single["messages"][3]["content"] == "5"  # add(2, 3) ran in the sandbox
     assert single["lineage"]["execution"][0]["calls"][0]["via"] == "sandbox"
-    assert len(parallel["messages"][1]["tool_calls"]) == 2
-    assert [m["content"] for m in parallel["messages"][2:4]] == [
+    assert len(parallel["messages"][2]["tool_calls"]) == 2
+    assert [m["content"] for m in parallel["messages"][3:5]] == [
         '{"city": "Paris", "temperature_c": 11}',
         "11",
     ]
     assert http["lineage"]["execution"][0]["calls"][0]["via"] == "http"
     roles = [m["role"] for m in multi["messages"]]
-    assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
-    assert multi["messages"][2]["content"] == '{"value": 8}' and multi["messages"][4]["content"] == "9"
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert multi["messages"][3]["content"] == '{"value": 8}' and multi["messages"][5]["content"] == "9"
 
     rejected = run.store("rejected")
     kinds = Counter((r["block"], r["reason"].split(":")[0]) for r in rejected)
@@ -260,4 +268,25 @@ def test_an_endpoint_error_is_a_failed_execution(tmp_path: Path) -> None:
         "tool": "weather",
     }
     [kept] = run.store("final_data")
-    assert kept["messages"][2]["content"] == '{"city": "Lima", "sky": "clear"}'
+    assert kept["messages"][3]["content"] == '{"city": "Lima", "sky": "clear"}'
+
+
+def test_a_result_breaking_returns_is_a_failed_execution(tmp_path: Path) -> None:
+    with FaultServer(responder=lambda p, b: {"city": b["city"]}) as tool_server:
+        task = _task(tmp_path / "task", tool_server.url + "/weather", max_steps=1, judge=False)
+        task["tools"][3]["returns"] = {"type": "object", "required": ["temperature_c"]}
+        run = run_scripted(
+            task,
+            tmp_path,
+            answer_for([SCRIPT[5]]),
+            num_outputs_to_generate=1,
+            max_concurrent_calls=1,
+            max_stalled_attempts=1,
+        )
+    assert run.store("final_data") == []
+    [rejected] = run.store("rejected")
+    assert rejected["block"] == "tool_execution"
+    assert rejected["reason"] == (
+        "execution failed: tool 'weather': the result breaks its returns schema: "
+        "at (result): 'temperature_c' is a required property"
+    )

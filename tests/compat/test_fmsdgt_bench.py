@@ -15,11 +15,11 @@ from bench.harness import REPO, child_env
 
 HERE = Path(__file__).parent / "fmsdgt"
 
-TOOL_CALLING = """\
-task_name: compat/tools
+NO_COUNTERPART = """\
+task_name: compat/series
 task_description: A builder with no counterpart here.
 created_by: fms_dgt tests
-data_builder: tool_calling/multi_turn/stateless
+data_builder: time_series
 """
 
 # a knowledge-style question pattern the stub does not follow: the run stalls and the table
@@ -41,8 +41,8 @@ seed_examples:
 def tree(tmp_path: Path) -> Path:
     tasks = tmp_path / "tasks"
     shutil.copytree(HERE / "chit_chat", tasks / "public" / "chit_chat")
-    (tasks / "public" / "tools").mkdir(parents=True)
-    (tasks / "public" / "tools" / "task.yaml").write_text(TOOL_CALLING)
+    (tasks / "public" / "series").mkdir(parents=True)
+    (tasks / "public" / "series" / "task.yaml").write_text(NO_COUNTERPART)
     return tasks
 
 
@@ -67,8 +67,8 @@ def test_loads_per_file_with_the_reason(tree: Path, tmp_path: Path) -> None:
     assert "python -m bench.fmsdgt_tasks --tasks" in printed  # the exact command
     rows = {ln.split("|")[1].strip(): ln for ln in printed.splitlines() if ln.startswith("| `")}
     assert "| yes | not run |" in rows["`public/chit_chat/task.yaml`"]
-    tools = rows["`public/tools/task.yaml`"]
-    assert "| no |" in tools and "tool_calling/multi_turn/stateless" in tools and "'tool_calling'" in tools
+    series = rows["`public/series/task.yaml`"]
+    assert "| no |" in series and "'time_series'" in series and "nothing here does that job" in series
     assert "1 of 2 files load." in printed
 
 

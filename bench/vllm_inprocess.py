@@ -115,7 +115,7 @@ def measure(rounds: int) -> dict[str, Any]:
 
     # holding this engine keeps the model loaded between framework runs, which open and
     # close their own engine with the same settings (and so the same loaded AsyncLLM)
-    holder = VLLMEngine(name="bench_holder", max_model_len=MAX_MODEL_LEN, runtime="async")
+    holder = VLLMEngine(name="bench_holder", max_model_len=MAX_MODEL_LEN)
     loop = holder._private_loop()
     asyncio.run_coroutine_threadsafe(holder.astart(), loop).result(timeout=1800)
     runtime = holder._runtime

@@ -5,17 +5,18 @@ unconstrained prompts. This one runs what a new user runs first: the example tas
 ``tasks/core/simple/logical_reasoning/causal`` (the ``simple`` builder, its JSON-schema
 constraint, temperature 0.8, its filters and stores), and replays the very requests the
 framework sent (same chat messages, sampling parameters and schema, captured on the way
-into vLLM) through the two direct ways vLLM offers in one process:
+into vLLM) through the two direct ways vLLM offers, at most ``WIDTH`` in flight as the
+framework's engine admits them:
 
-* **offline**: ``LLMEngine`` without multiprocessing (what ``vllm.LLM`` uses), every
-  request added, then ``step()`` until done, in this process;
-* **async**: ``AsyncLLM`` (engine core in a child process, talked to over ZMQ), every
-  request at once.
+* **offline**: ``LLMEngine`` without multiprocessing (what ``vllm.LLM`` uses), in this
+  process, a new request added as one finishes, ``step()`` until done;
+* **async**: ``AsyncLLM`` (engine core in a child process, talked to over ZMQ).
 
-Reported per side: completion tokens/s and decode steps/s (engine steps that produced
-tokens; for ``AsyncLLM`` counted by a stat logger) from first request to last answer, model
-loading excluded. Sampling is random at temperature 0.8, so the sides generate different
-tokens: tokens/s and steps/s, not wall time, are compared. The verdict is the median over
+Reported per side: generated tokens/s and decode steps/s, both from vLLM's own per-step
+statistics (a stat logger on every engine), so the three sides are counted alike, including
+the tokens of requests the framework cancels once its target is reached; from first request
+to last answer, model loading excluded. Sampling is random at temperature 0.8, so the sides
+generate different tokens: rates, not wall times, are compared. The verdict is the median over
 rounds of ``framework tokens/s ÷ the faster direct side's tokens/s`` (target >= 0.9).
 Rounds alternate the order of the sides; a round during which other processes took more
 than ``QUIET_CORES`` cores is shown, not counted, and repeated. Runs in a spawned child
@@ -38,29 +39,29 @@ from typing import Any
 TASK = Path("tasks/core/simple/logical_reasoning/causal")
 QUIET_CORES = 0.3
 MAX_ATTEMPTS_FACTOR = 3
+# requests in flight on the direct sides: what the example's engine admits (simple.yaml's
+# max_concurrency and the runner's max_concurrent_calls are both 32)
+WIDTH = 32
 TARGET = 0.9
 
 
-def _framework_pass(repo: Path, requests: list[Any], runtime: str) -> dict[str, Any]:
+def _framework_pass(repo: Path, requests: list[Any]) -> dict[str, Any]:
     """One CLI run of the example task in this process, its requests captured on their way into vLLM."""
     from fms_dgt.engines import vllm_runtime
     from fms_dgt.run import main
 
     seen: list[Any] = []
     span: list[float] = []
-    steps: list[int] = []
-    cls = vllm_runtime.SteppedRuntime if runtime == "stepped" else vllm_runtime.AsyncRuntime
+    cls = vllm_runtime.AsyncRuntime
     original = cls.generate
 
     async def spy(self: Any, request: Any, params: Any) -> Any:
         seen.append((request.messages, request.prompt, params.clone()))
         span.append(time.time())
-        steps.append(getattr(self, "steps", 0))
         try:
             return await original(self, request, params)
         finally:
             span.append(time.time())
-            steps.append(getattr(self, "steps", 0))
 
     cls.generate = spy  # type: ignore[method-assign]
     try:
@@ -75,12 +76,9 @@ def _framework_pass(repo: Path, requests: list[Any], runtime: str) -> dict[str, 
     finally:
         cls.generate = original  # type: ignore[method-assign]
     requests[:] = seen
-    tokens = sum(e["completion_tokens"] for e in engines.values())
+    kept = sum(e["completion_tokens"] for e in engines.values())
     elapsed = max(span) - min(span)  # first request sent to last answer, as on the direct sides
-    out = {"requests": len(seen), "tokens": tokens, "seconds": elapsed, "tok_s": tokens / elapsed}
-    if runtime == "stepped":
-        out["steps_s"] = (max(steps) - min(steps)) / elapsed
-    return out
+    return {"requests": len(seen), "answered_tokens": kept, "seconds": elapsed}
 
 
 def _token_ids(tokenizer: Any, messages: Any, prompt: Any) -> list[int]:
@@ -90,41 +88,44 @@ def _token_ids(tokenizer: Any, messages: Any, prompt: Any) -> list[int]:
     return list(tokenizer.encode(prompt))
 
 
-def _offline_pass(engine: Any, requests: list[Any]) -> dict[str, Any]:
-    """Every request into an in-process LLMEngine, then step until all are finished."""
+def _offline_pass(engine: Any, requests: list[Any], width: int) -> dict[str, Any]:
+    """The requests through an in-process LLMEngine, at most ``width`` at a time (a new one
+    joins as one finishes, as the framework's engine admits them), stepped until done."""
     from vllm.sampling_params import RequestOutputKind
 
     tokenizer = engine.get_tokenizer()
     t0 = time.time()
-    for i, (messages, prompt, params) in enumerate(requests):
-        p = params.clone()
-        p.output_kind = RequestOutputKind.FINAL_ONLY
-        ids = _token_ids(tokenizer, messages, prompt)
-        engine.add_request(f"off-{t0}-{i}", {"prompt_token_ids": ids}, p)
-    tokens = steps = 0
-    while engine.has_unfinished_requests():
-        outs = engine.step()
-        steps += 1
-        tokens += sum(len(c.token_ids) for o in outs if o.finished for c in o.outputs)
-    elapsed = time.time() - t0
-    return {"tokens": tokens, "seconds": elapsed, "tok_s": tokens / elapsed, "steps_s": steps / elapsed}
+    waiting = list(enumerate(requests))
+    running = 0
+    while waiting or engine.has_unfinished_requests():
+        while waiting and running < width:
+            i, (messages, prompt, params) = waiting.pop(0)
+            p = params.clone()
+            p.output_kind = RequestOutputKind.FINAL_ONLY
+            engine.add_request(
+                f"off-{t0}-{i}", {"prompt_token_ids": _token_ids(tokenizer, messages, prompt)}, p
+            )
+            running += 1
+        running -= sum(1 for o in engine.step() if o.finished)
+    return {"seconds": time.time() - t0}
 
 
-async def _async_pass(llm: Any, tokenizer: Any, requests: list[Any]) -> dict[str, Any]:
+async def _async_pass(llm: Any, tokenizer: Any, requests: list[Any], width: int) -> dict[str, Any]:
     from vllm.sampling_params import RequestOutputKind
 
-    async def one(i: int, messages: Any, prompt: Any, params: Any) -> int:
+    gate = asyncio.Semaphore(width)
+
+    async def one(i: int, messages: Any, prompt: Any, params: Any) -> None:
         p = params.clone()
         p.output_kind = RequestOutputKind.FINAL_ONLY
-        final = None
-        ids = _token_ids(tokenizer, messages, prompt)
-        async for out in llm.generate({"prompt_token_ids": ids}, p, request_id=f"a{time.time_ns()}-{i}"):
-            final = out
-        return sum(len(o.token_ids) for o in final.outputs) if final else 0
+        async with gate:
+            ids = _token_ids(tokenizer, messages, prompt)
+            async for _ in llm.generate({"prompt_token_ids": ids}, p, request_id=f"a{time.time_ns()}-{i}"):
+                pass
 
     t0 = time.time()
-    tokens = sum(await asyncio.gather(*(one(i, *r) for i, r in enumerate(requests))))
-    return {"tokens": tokens, "seconds": time.time() - t0}
+    await asyncio.gather(*(one(i, *r) for i, r in enumerate(requests)))
+    return {"seconds": time.time() - t0}
 
 
 def _engine_args() -> dict[str, Any]:
@@ -135,77 +136,110 @@ def _engine_args() -> dict[str, Any]:
     return VLLMEngine()._engine_args(resolve_model(None), on_cpu())
 
 
+def _counting_stats() -> list[Any]:
+    """Make every vLLM engine created from now on count its decode steps and generated tokens
+    (vLLM's own per-step statistics, so all three sides are counted the same way, including
+    tokens of requests the framework cancels once its target is reached). Returns the list of
+    counters, one per engine, in creation order."""
+    from vllm.v1.engine.async_llm import AsyncLLM
+    from vllm.v1.engine.llm_engine import LLMEngine
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    counters: list[Any] = []
+
+    class Counter(StatLoggerBase):
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            self.tokens = self.steps = 0
+            counters.append(self)
+
+        def record(self, scheduler_stats: Any, iteration_stats: Any, *a: Any, **k: Any) -> None:
+            if iteration_stats is not None and iteration_stats.num_generation_tokens > 0:
+                self.steps += 1
+                self.tokens += iteration_stats.num_generation_tokens
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    for cls in (LLMEngine, AsyncLLM):
+        original = cls.from_engine_args.__func__  # type: ignore[attr-defined]
+
+        def counted(klass: Any, engine_args: Any, *a: Any, _original: Any = original, **k: Any) -> Any:
+            engine_args.disable_log_stats = False
+            k["stat_loggers"] = [Counter]
+            return _original(klass, engine_args, *a, **k)
+
+        cls.from_engine_args = classmethod(counted)  # type: ignore[method-assign, assignment]
+    return counters
+
+
 def measure(rounds: int) -> dict[str, Any]:
     """Runs in the child: one model per side, loaded once; rounds alternate the order."""
     from vllm.config import StructuredOutputsConfig
     from vllm.engine.arg_utils import AsyncEngineArgs, EngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
     from vllm.v1.engine.llm_engine import LLMEngine
-    from vllm.v1.metrics.loggers import StatLoggerBase
 
     from bench.harness import REPO, cpu_snapshot, foreign_cores
-    from fms_dgt.engines.vllm_engine import VLLMEngine, on_cpu, prepare_cpu_env
+    from fms_dgt.engines.vllm_engine import VLLMEngine, prepare_cpu_env
 
     prepare_cpu_env()
+    counters = _counting_stats()
     # holding an engine with the example's settings keeps its model loaded between the
     # framework's runs, which open and close their own engine with the same settings
     holder = VLLMEngine(name="bench_holder")
     asyncio.run_coroutine_threadsafe(holder.astart(), holder._private_loop()).result(timeout=1800)
-    runtime = "stepped" if on_cpu() else "async"
+    width = WIDTH
     args = _engine_args()
     args["structured_outputs_config"] = StructuredOutputsConfig(**args["structured_outputs_config"])
     offline = LLMEngine.from_engine_args(EngineArgs(**args), enable_multiprocessing=False)
-
-    steps = {"n": 0}
-
-    class StepCounter(StatLoggerBase):
-        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
-            pass
-
-        def record(self, scheduler_stats: Any, iteration_stats: Any, *a: Any, **k: Any) -> None:
-            if iteration_stats is not None and iteration_stats.num_generation_tokens > 0:
-                steps["n"] += 1
-
-        def log_engine_initialized(self) -> None:
-            pass
-
     loop = asyncio.new_event_loop()
-    async_args = AsyncEngineArgs(**{**args, "disable_log_stats": False})
-    llm = loop.run_until_complete(_make_async(AsyncLLM, async_args, StepCounter))
+    llm = loop.run_until_complete(_make_async(AsyncLLM, AsyncEngineArgs(**args)))
     tokenizer = llm.get_tokenizer()
+    framework_c, offline_c, async_c = counters[0], counters[1], counters[2]
 
     requests: list[Any] = []
 
-    def async_side() -> dict[str, Any]:
-        steps["n"] = 0
-        out = loop.run_until_complete(_async_pass(llm, tokenizer, requests))
-        out["tok_s"] = out["tokens"] / out["seconds"]
-        out["steps_s"] = steps["n"] / out["seconds"]
-        return out
-
-    def timed(fn: Any) -> dict[str, Any]:
+    def counted(counter: Any, fn: Any) -> dict[str, Any]:
+        tokens, steps = counter.tokens, counter.steps
         before = cpu_snapshot()
         out = fn()
         out["foreign_cores"] = foreign_cores(before)
+        out["tokens"] = counter.tokens - tokens
+        out["tok_s"] = out["tokens"] / out["seconds"]
+        out["steps_s"] = (counter.steps - steps) / out["seconds"]
         return out
 
+    sides = {
+        "framework": (framework_c, lambda: _framework_pass(REPO, requests)),
+        "offline": (offline_c, lambda: _offline_pass(offline, requests, width)),
+        "async": (async_c, lambda: loop.run_until_complete(_async_pass(llm, tokenizer, requests, width))),
+    }
     rows: list[dict[str, Any]] = []
+
+    def note(text: str) -> None:
+        print(f"[vllm_workload] {text}", file=sys.stderr, flush=True)
+
     try:
-        _framework_pass(REPO, requests, runtime)  # warm-up, and the first set of requests
-        _offline_pass(offline, requests)
-        async_side()
+        for name, (_, fn) in sides.items():  # warm-up; the framework's run gives the requests
+            note(f"warm-up: {name}")
+            fn()
+        if len(counters) != 3:  # the framework loaded a model of its own: not the holder's settings
+            raise RuntimeError(f"expected 3 loaded engines, found {len(counters)}")
         for attempt in range(rounds * MAX_ATTEMPTS_FACTOR):
             if sum(r["quiet"] for r in rows) >= rounds:
                 break
-            f = timed(lambda: _framework_pass(REPO, requests, runtime))
-            sides = [("offline", lambda: _offline_pass(offline, requests)), ("async", async_side)]
-            if attempt % 2:
-                sides.reverse()
-            row: dict[str, Any] = {"framework": f}
-            for name, fn in sides:
-                row[name] = timed(fn)
+            row: dict[str, Any] = {}
+            f_counter, f_fn = sides["framework"]
+            row["framework"] = counted(f_counter, f_fn)  # first: it captures this round's requests
+            order = ["offline", "async"] if attempt % 2 == 0 else ["async", "offline"]
+            for name in order:
+                row[name] = counted(*sides[name])
+            for name in ("framework", *order):
+                note(
+                    f"round {attempt + 1}: {name} {row[name]['tok_s']:.0f} tok/s {row[name]['steps_s']:.1f} steps/s"
+                )
             fastest = max(row["offline"]["tok_s"], row["async"]["tok_s"])
-            row["ratio"] = f["tok_s"] / fastest
+            row["ratio"] = row["framework"]["tok_s"] / fastest
             row["quiet"] = (
                 max(row[k]["foreign_cores"] for k in ("framework", "offline", "async")) <= QUIET_CORES
             )
@@ -213,11 +247,11 @@ def measure(rounds: int) -> dict[str, Any]:
     finally:
         llm.shutdown()
         holder.close()
-    return {"rows": rows}
+    return {"rows": rows, "width": width}
 
 
-async def _make_async(cls: Any, args: Any, logger: Any) -> Any:
-    return cls.from_engine_args(args, stat_loggers=[logger])
+async def _make_async(cls: Any, args: Any) -> Any:
+    return cls.from_engine_args(args)
 
 
 def run(rounds: int) -> dict[str, Any]:

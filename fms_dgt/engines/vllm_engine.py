@@ -7,13 +7,11 @@ in flight.
 
 Design points:
 
-* **Two runtimes, one engine class** (``fms_dgt/engines/vllm_runtime.py``): ``AsyncLLM``,
-  whose engine core runs in a child process so scheduling overlaps the model's work (the
-  default on a GPU), or an in-process ``LLMEngine`` stepped by one thread (the default on a
-  CPU, where a second process only competes for the same cores; measured by
-  ``bench.vllm_workload``). ``runtime:`` picks one explicitly.
+* **``AsyncLLM`` on its own loop thread** (``fms_dgt/engines/vllm_runtime.py``): its engine
+  core runs in a child process, so the front end's work overlaps the model's steps, on a CPU
+  too (measured against an in-process ``LLMEngine`` by ``bench.vllm_workload``).
 * **One loaded model per process per configuration.** Loaded models live in a table keyed by
-  (model folder, engine arguments, runtime) with a reference count; two ``VLLMEngine``
+  (model folder, engine arguments) with a reference count; two ``VLLMEngine``
   objects with the same settings share one model (and its KV cache) and the last one to
   close shuts it down.
 * **Callers come from anywhere** (an ``asyncio.run`` per test, a builder's loop, the base
@@ -35,12 +33,12 @@ import asyncio
 import json
 import logging
 import os
-from typing import Any, Literal
+from typing import Any
 
 from fms_dgt.engines.base import Engine
 from fms_dgt.engines.default_model import DEFAULT_MODEL_NAME, check_model_ref, resolve_model
 from fms_dgt.engines.types import Constraint, LMRequest, LMResult, SamplingParams
-from fms_dgt.engines.vllm_runtime import EngineStopped, Runtime, acquire, forget, release
+from fms_dgt.engines.vllm_runtime import Runtime, acquire, forget, release
 from fms_dgt.errors import FatalEngineError, MissingDependencyError, RetryableEngineError
 from fms_dgt.registry import register_engine
 
@@ -85,9 +83,6 @@ class VLLMEngine(Engine):
         compact_json: forbid free whitespace in JSON-schema output (small models otherwise
             pad JSON with newlines until ``max_tokens`` runs out). Selects vLLM's xgrammar
             backend; set False to let vLLM pick a backend per schema.
-        runtime: ``stepped`` (an in-process ``LLMEngine`` stepped by a thread), ``async``
-            (``AsyncLLM``, engine core in a child process) or ``auto``: stepped on a CPU,
-            async on a GPU (see ``fms_dgt/engines/vllm_runtime.py`` for why).
         **kwargs: the base ``Engine`` arguments (``max_concurrency``, ``sampling``, ``cache``...).
     """
 
@@ -104,7 +99,6 @@ class VLLMEngine(Engine):
         enforce_eager: bool | None = None,
         engine_args: dict[str, Any] | None = None,
         compact_json: bool = True,
-        runtime: Literal["auto", "stepped", "async"] = "auto",
         **kwargs: Any,
     ) -> None:
         # the default model is reported under its hub name so caches and lineage do not
@@ -119,7 +113,6 @@ class VLLMEngine(Engine):
         self.enforce_eager = enforce_eager
         self.extra_engine_args = dict(engine_args or {})
         self.compact_json = compact_json
-        self.runtime = runtime
         self._runtime: Runtime | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -164,9 +157,8 @@ class VLLMEngine(Engine):
             ) from exc
         model_path = await asyncio.to_thread(resolve_model, self._model_ref)
         args = self._engine_args(model_path, cpu)
-        stepped = self.runtime == "stepped" or (self.runtime == "auto" and cpu)
-        key = (model_path, json.dumps([args, stepped], sort_keys=True, default=str))
-        runtime = acquire(key, args, stepped)
+        key = (model_path, json.dumps(args, sort_keys=True, default=str))
+        runtime = acquire(key, args)
         try:
             await asyncio.wrap_future(runtime.ready)
         except BaseException as exc:
@@ -176,8 +168,7 @@ class VLLMEngine(Engine):
                 raise FatalEngineError(f"vLLM could not load '{model_path}': {exc}") from exc
             raise
         self._runtime = runtime
-        kind = "stepped" if stepped else "async"
-        log.info("%s: vLLM ready with %s (cpu=%s, %s runtime)", self.name, model_path, cpu, kind)
+        log.info("%s: vLLM ready with %s (cpu=%s)", self.name, model_path, cpu)
 
     async def chat_tokenizer(self) -> Any | None:
         """The loaded model's tokenizer (the engine is started first if it is not yet)."""
@@ -229,7 +220,7 @@ class VLLMEngine(Engine):
             prompt_tokens, out = await runtime.generate(request, params)
         except (FatalEngineError, RetryableEngineError):
             raise
-        except (EngineDeadError, EngineStopped) as exc:
+        except EngineDeadError as exc:
             raise FatalEngineError(f"vLLM engine died: {exc}") from exc
         except (VLLMClientError, ValueError, TypeError) as exc:
             raise FatalEngineError(f"vLLM rejected the request: {exc}") from exc

@@ -1,19 +1,16 @@
-"""Loaded vLLM models for the in-process ``vllm`` engine, and the two ways of driving them.
+"""Loaded vLLM models for the in-process ``vllm`` engine.
 
-* ``AsyncRuntime``: vLLM's ``AsyncLLM`` on its own event-loop thread. Its engine core (the
-  scheduler and the model) runs in a child process that the front end talks to over ZMQ, so
-  scheduling overlaps the model's work: what a GPU wants.
-* ``SteppedRuntime``: vLLM's ``LLMEngine`` without multiprocessing (what offline
-  ``vllm.LLM`` runs), stepped by one thread of this process: requests come in through a
-  queue, every ``step()`` runs the whole batch, finished outputs resolve their futures. On a
-  CPU the model *is* the CPU: a second process only adds its ZMQ hops and its busy loop
-  competing for the same cores, and on the quickstart's workload on 2 cores it was measurably
-  slower (``bench.vllm_workload``; figures in docs/benchmarks.md).
+A loaded model is vLLM's ``AsyncLLM`` on its own event-loop thread (it binds its sockets to
+the loop it is created on, while callers come from any thread and loop). Its engine core
+(scheduler and model) runs in a child process, so the front end's work (tokenising,
+detokenising, grammar bookkeeping, our own pipeline) overlaps the model's steps. On this
+project's 2-core CPU machine that beat an in-process ``LLMEngine`` stepped by a thread (what
+offline ``vllm.LLM`` does) by 1.2-1.3x in tokens/s on the quickstart's workload
+(``bench.vllm_workload``; figures in docs/benchmarks.md), so there is one runtime, not two.
 
-Both are shared by reference count: engines with the same model folder and engine arguments
-use one loaded model (and one KV cache), and the last one to close shuts it down. Callers
-come from any thread and event loop; ``generate`` hops to the runtime and back, and
-cancelling it aborts the request inside vLLM.
+Runtimes are shared by reference count: engines with the same model folder and engine
+arguments use one loaded model (and one KV cache), and the last one to close shuts it down.
+Cancelling a caller's ``generate`` aborts the request inside vLLM.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import logging
-import queue
 import threading
 import uuid
 from typing import Any
@@ -34,10 +30,6 @@ log = logging.getLogger("fms_dgt.engines.vllm")
 
 _RUNTIMES: dict[tuple[str, str], Runtime] = {}
 _RUNTIMES_LOCK = threading.Lock()
-
-
-class EngineStopped(RuntimeError):
-    """The stepping thread is gone (its engine raised, or the runtime was shut down)."""
 
 
 def engine_kwargs(engine_args: dict[str, Any]) -> dict[str, Any]:
@@ -153,134 +145,12 @@ class AsyncRuntime(Runtime):
             self.thread.join(timeout=10)
 
 
-class SteppedRuntime(Runtime):
-    """An in-process ``LLMEngine`` stepped by one thread.
-
-    The thread owns the engine: callers never touch it, they put ``("add", ...)`` and
-    ``("abort", ...)`` messages in its inbox and await a future. While requests are running
-    the thread drains the inbox between steps (a new request joins the batch at the next
-    step, as with ``AsyncLLM``); when none are, it sleeps on the inbox.
-    """
-
-    def __init__(self, key: tuple[str, str], engine_args: dict[str, Any]) -> None:
-        super().__init__(key, engine_args)
-        self.engine: Any = None
-        self.steps = 0  # engine steps taken (benchmarks read it)
-        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._pending: dict[str, concurrent.futures.Future[Any]] = {}
-        self._stopped: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, name="dgt-vllm-step", daemon=True)
-        self.thread.start()
-
-    def _main(self) -> None:
-        try:
-            from vllm.engine.arg_utils import EngineArgs
-            from vllm.v1.engine.llm_engine import LLMEngine
-
-            self.engine = LLMEngine.from_engine_args(
-                EngineArgs(**engine_kwargs(self.engine_args)), enable_multiprocessing=False
-            )
-            self.tokenizer = self.engine.get_tokenizer()
-            self.max_model_len = int(self.engine.model_config.max_model_len)
-        except BaseException as exc:
-            self.ready.set_exception(exc)
-            return
-        self.ready.set_result(None)
-        try:
-            self._loop()
-        except BaseException as exc:  # the engine is unusable: fail every waiting request
-            log.error("vLLM engine stopped: %s: %s", type(exc).__name__, exc)
-            self._stopped = exc
-        else:
-            self._stopped = EngineStopped("the vLLM engine was shut down")
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(EngineStopped(f"vLLM engine stopped: {self._stopped}"))
-        self._pending.clear()
-        self._release_engine()
-
-    def _loop(self) -> None:
-        engine = self.engine
-        while True:
-            busy = engine.has_unfinished_requests()
-            try:
-                message = self._inbox.get(block=not busy)
-            except queue.Empty:
-                message = None
-            while message is not None:
-                if message[0] == "stop":
-                    return
-                self._handle(message)
-                try:
-                    message = self._inbox.get_nowait()
-                except queue.Empty:
-                    message = None
-            if not engine.has_unfinished_requests():
-                continue
-            outputs = engine.step()
-            self.steps += 1
-            for out in outputs:
-                if out.finished:
-                    future = self._pending.pop(out.request_id, None)
-                    if future is not None and not future.done():
-                        future.set_result(out)
-
-    def _handle(self, message: tuple[Any, ...]) -> None:
-        kind, request_id = message[0], message[1]
-        if kind == "add":
-            ids, params, future = message[2], message[3], message[4]
-            if future.done():  # cancelled before it reached the engine
-                return
-            try:
-                self.engine.add_request(request_id, {"prompt_token_ids": ids}, params)
-            except Exception as exc:  # a request vLLM refuses fails alone
-                future.set_exception(exc)
-                return
-            self._pending[request_id] = future
-        elif kind == "abort" and self._pending.pop(request_id, None) is not None:
-            self.engine.abort_request([request_id])
-
-    async def generate(self, request: LMRequest, params: Any) -> tuple[int, Any]:
-        if self._stopped is not None:
-            raise EngineStopped(f"vLLM engine stopped: {self._stopped}")
-        ids = self._ids_and_room(request, params)
-        request_id = uuid.uuid4().hex
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._inbox.put(("add", request_id, ids, params, future))
-        try:
-            return len(ids), await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            future.cancel()
-            self._inbox.put(("abort", request_id))
-            raise
-
-    def in_flight(self) -> int:
-        return len(self._pending)
-
-    def _release_engine(self) -> None:
-        engine, self.engine = self.engine, None
-        if engine is not None:
-            try:
-                engine.engine_core.shutdown()
-            except Exception as exc:  # shutting down anyway
-                log.warning("vLLM shutdown raised %s", exc)
-            del engine
-            import gc
-
-            gc.collect()
-
-    def shutdown(self) -> None:
-        self._inbox.put(("stop", ""))
-        self.thread.join(timeout=60)
-
-
-def acquire(key: tuple[str, str], engine_args: dict[str, Any], stepped: bool) -> Runtime:
+def acquire(key: tuple[str, str], engine_args: dict[str, Any]) -> Runtime:
     """The loaded runtime for ``key`` (loading it in the background if new), one more reference."""
     with _RUNTIMES_LOCK:
         runtime = _RUNTIMES.get(key)
         if runtime is None:
-            cls = SteppedRuntime if stepped else AsyncRuntime
-            runtime = _RUNTIMES[key] = cls(key, engine_args)
+            runtime = _RUNTIMES[key] = AsyncRuntime(key, engine_args)
         runtime.refs += 1
         return runtime
 

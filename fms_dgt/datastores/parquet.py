@@ -21,6 +21,7 @@ from typing import Any
 from fms_dgt.datastores.files import JsonlFile, iter_jsonl, repair_jsonl
 
 _META_KEY = b"fms_dgt.json_columns"
+ROW_GROUP_ROWS = 5_000  # rows per parquet row group (see _write_part)
 
 
 class ParquetStore:
@@ -171,7 +172,9 @@ def _write_part(path: Path, records: Sequence[dict[str, Any]]) -> None:
     table = pa.table(arrays) if arrays else pa.table({})
     table = table.replace_schema_metadata({_META_KEY: json.dumps(json_cols).encode()})
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
+    # small row groups: a reader that wants rows from the middle of a part (the viewer's
+    # pages) decodes one group of ROW_GROUP_ROWS rows, not the whole part
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -17,13 +17,15 @@ browser would fetch it (the HTML of 25 records):
 - ``first`` / ``middle`` / ``last``: a page there, after the index is complete: its first
   visit (for parquet, the row group's first read), then again (median of 3);
 - ``search``: the first page of a search for a word in about one record in 1,000 (a new
-  query: the scan runs until the page is full plus a 150 ms budget), then its page 2;
+  query: the scan runs until the page is full plus a 50 ms budget), then its page 2;
 - ``filter``: the rejected store filtered by a block and reason; the first filter of a
   store reads every line's labels once (like ``open``), then its page 2 and another filter.
 
-The target (issue 12) is < 300 ms a page, ``open`` included; the index build and the first
-filter are reported, not judged (they happen once per store per viewer process and are
-incremental afterwards).
+The target (issue 12) is < 300 ms a page, ``open`` included: the verdict covers opening and
+paging, plain and filtered. Search pages are held to the same 300 ms in a verdict line of
+their own (the issue sets no figure for search; a search scans the store, not an index).
+The index build and the first filter are reported, not judged (they happen once per store
+per viewer process and are incremental afterwards).
 """
 
 from __future__ import annotations
@@ -208,10 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r} | {figures['ms']['jsonl'][r]} | {figures['ms']['parquet'][r]} |")
     once = ("index complete (after open)", "filter (first: labels)")
-    judged = [v for fmt in figures["ms"].values() for k, v in fmt.items() if k not in once]
+    searches = ("search", "search page 2")
+    ms = figures["ms"].values()
+    judged = [v for fmt in ms for k, v in fmt.items() if k not in once and k not in searches]
+    searched = [v for fmt in ms for k, v in fmt.items() if k in searches]
     ok = max(judged) < TARGET_MS
     print(
         f"\nslowest page {max(judged)} ms (target < {TARGET_MS:g} ms; index build and first filter not judged) -> {'OK' if ok else 'MISS'}"
+    )
+    print(
+        f"slowest search page {max(searched)} ms (held to the same {TARGET_MS:g} ms) -> {'OK' if max(searched) < TARGET_MS else 'MISS'}"
     )
     print(f"command: python -m bench.view_paging --records {args.records}")
     if args.json:

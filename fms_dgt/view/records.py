@@ -43,7 +43,7 @@ class Search:
     page shows, then on for a short time budget, so a small store is always searched whole
     and a million-record one answers its first pages before the scan ends."""
 
-    BUDGET = 0.15  # seconds of scanning beyond what the page needs
+    BUDGET = 0.05  # seconds of scanning beyond what the page needs
 
     def __init__(self, index: StoreIndex, query: str, size: int) -> None:
         self.size = size

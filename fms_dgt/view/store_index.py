@@ -54,7 +54,28 @@ def matches(record: Any, query: str) -> bool:
     return query.lower() in value_text(record).lower()
 
 
-class JsonlIndex:
+class _Lookup:
+    """What both store indexes answer the same way on top of their ``search`` and ``read``."""
+
+    def search(self, query: str) -> Iterator[int]:
+        raise NotImplementedError
+
+    def read(self, start: int, count: int) -> list[tuple[int, Any]]:
+        raise NotImplementedError
+
+    def find_id(self, record_id: str) -> int | None:
+        """Position of the record whose top-level ``id`` is ``record_id`` (found by search,
+        then checked: the id may occur inside another record too)."""
+        for pos in self.search(record_id):
+            if pos == TICK:
+                continue
+            rec = self.read(pos, 1)
+            if rec and isinstance(rec[0][1], dict) and rec[0][1].get("id") == record_id:
+                return pos
+        return None
+
+
+class JsonlIndex(_Lookup):
     """Line offsets of one jsonl file, brought up to date by ``refresh``."""
 
     def __init__(
@@ -194,16 +215,6 @@ class JsonlIndex:
                 line = stop_line
                 yield TICK
 
-    def find_id(self, record_id: str) -> int | None:
-        """Position of the record whose top-level ``id`` is ``record_id`` (a byte scan)."""
-        for pos in self.search(record_id):
-            if pos == TICK:
-                continue
-            rec = self.read(pos, 1)
-            if rec and isinstance(rec[0][1], dict) and rec[0][1].get("id") == record_id:
-                return pos
-        return None
-
 
 def _parse(raw: bytes) -> Any:
     try:
@@ -220,7 +231,7 @@ class _Group:
     json_cols: frozenset[str]
 
 
-class ParquetIndex:
+class ParquetIndex(_Lookup):
     """Row groups of a parquet store's parts, then its write-ahead log."""
 
     def __init__(self, path: Path) -> None:
@@ -341,15 +352,6 @@ class ParquetIndex:
             yield TICK
         for pos in self.wal.search(query):
             yield TICK if pos == TICK else self._parts_rows + pos
-
-    def find_id(self, record_id: str) -> int | None:
-        for pos in self.search(record_id):
-            if pos == TICK:
-                continue
-            rec = self.read(pos, 1)
-            if rec and isinstance(rec[0][1], dict) and rec[0][1].get("id") == record_id:
-                return pos
-        return None
 
 
 def _match(leaf: Any, query: str) -> np.ndarray:

@@ -104,7 +104,19 @@ def check_offline(text: str) -> None:
 
 
 def open_report(browser: Any, html: Path) -> dict[str, Any]:
+    from selenium.webdriver.support.ui import WebDriverWait
+
     browser.get(html.as_uri())
+    # plotly draws after the page has loaded; on a busy machine that can lag the load event
+    drawn = """
+        const charts = [...document.querySelectorAll('.dgt-chart')];
+        return document.querySelector('#summary tbody tr') !== null && charts.length > 0
+          && charts.every(c => c.querySelector('svg.main-svg') !== null);
+    """
+    try:
+        WebDriverWait(browser, 60).until(lambda d: d.execute_script(drawn))
+    except Exception:  # the assertions below say what is missing
+        pass
     return dict(
         browser.execute_script(
             """

@@ -115,17 +115,19 @@ def cli() -> int:
     """The ``dgt`` console script: ``main`` with a quiet exit when stdout's reader goes away.
     ``dgt export ...`` is ``python -m fms_dgt.export ...``, ``dgt view ...`` is
     ``python -m fms_dgt.view ...``."""
+    import importlib
+
     from fms_dgt.console import run_cli
 
-    if sys.argv[1:2] == ["export"]:
-        from fms_dgt.export.__main__ import main as export_main
-
-        return run_cli(lambda: export_main(sys.argv[2:]))
-    if sys.argv[1:2] == ["view"]:
-        from fms_dgt.view.__main__ import main as view_main
-
-        return run_cli(lambda: view_main(sys.argv[2:]))
+    module = SUBCOMMANDS.get(sys.argv[1]) if len(sys.argv) > 1 else None
+    if module is not None:
+        sub_main = importlib.import_module(module).main
+        return run_cli(lambda: sub_main(sys.argv[2:]))
     return run_cli(main)
+
+
+# ``dgt NAME ...`` runs that module's ``main`` on the remaining arguments
+SUBCOMMANDS = {"export": "fms_dgt.export.__main__", "view": "fms_dgt.view.__main__"}
 
 
 def main(argv: list[str] | None = None) -> int:
